@@ -1,0 +1,61 @@
+"""Gradio entry point (what Hugging Face Spaces runs). Importing it loads nothing heavy.
+
+    python app.py                 # serve on 127.0.0.1:7860 (GRADIO_SERVER_NAME/PORT override)
+    build_demo(load_resources())  # the Blocks, for tests and embedding
+"""
+
+from __future__ import annotations
+
+import os
+
+CSS = """
+.result-card { padding: 4px; margin-bottom: 6px; }
+.result-column { border-left: 1px solid var(--border-color-primary); padding-left: 6px; }
+.grade .wrap { gap: 2px !important; }
+.grade label { padding: 2px 6px !important; font-size: 12px !important; }
+"""
+
+
+def build_demo(resources):
+    """The whole app as a ``gr.Blocks``, wired to already loaded ``resources`` (webui.context)."""
+    import gradio as gr
+
+    from webui.api import register_api
+    from webui.search_tab import build_search_tab
+
+    with gr.Blocks(title="mmr: compare multimodal retrievers") as demo:
+        gr.Markdown("# mmr · compare multimodal retrievers\nType a query or drop an image, pick retrievers, "
+                    "grade what they return (0 = not relevant … 3 = perfect). Every grade is saved at once.")
+        problems = [f"{name} on {coll}: {why}" for (name, coll), why in resources.service.load_errors.items()]
+        if problems:
+            gr.Markdown("⚠️ Not loaded: " + "; ".join(problems))
+        with gr.Tab("Search"):
+            build_search_tab(resources)
+        register_api(resources)
+    return demo
+
+
+def main() -> None:
+    import gradio as gr  # noqa: F401  (fail early with a clear ImportError if the UI extra is missing)
+
+    from mmr.config import Settings
+    from webui.context import load_resources
+
+    settings = Settings()
+    if os.environ.get("MMR_BUILD_ON_START") == "1" or os.environ.get("SPACE_ID"):
+        from mmr.build import build_corpora, build_indexes
+        from mmr.retrievers import Resources
+
+        build_indexes(settings, Resources(settings), summary=build_corpora(settings))
+    resources = load_resources(settings)
+    demo = build_demo(resources)
+    demo.queue(default_concurrency_limit=8).launch(
+        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        max_file_size="10mb",
+        allowed_paths=[str(settings.index_store), str(settings.uploads_dir)],
+        css=CSS,
+    )
+
+
+if __name__ == "__main__":
+    main()

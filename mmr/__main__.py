@@ -1,0 +1,3 @@
+from mmr.cli import main
+
+main()

@@ -1,0 +1,130 @@
+"""One command line for the library: ``python -m mmr build | evaluate | benchmark | info``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mmr.collections import COLLECTIONS, SETTING_OF_COLLECTION
+from mmr.config import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="mmr: compare multimodal retrievers.")
+
+RetrieverOpt = Annotated[list[str] | None, typer.Option("--retriever", "-r", help="repeat to pick several")]
+CollectionOpt = Annotated[list[str] | None, typer.Option("--collection", "-c", help=f"one of {list(COLLECTIONS)}")]
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def build(
+    retriever: RetrieverOpt = None,
+    collection: CollectionOpt = None,
+    force: Annotated[bool, typer.Option(help="rebuild even what exists")] = False,
+    verbose: bool = True,
+) -> None:
+    """Build corpora, benchmark splits and the indexes of untrained retrievers into index_store/."""
+    from mmr.build import build_corpora, build_indexes
+    from mmr.retrievers import Resources
+
+    _setup_logging(verbose)
+    settings = Settings()
+    summary = build_corpora(settings, force=force)
+    build_indexes(settings, Resources(settings), retriever, collection, force=force, summary=summary)
+    for step in summary.steps:
+        typer.echo(f"built    {step}")
+    for step in summary.skipped:
+        typer.echo(f"present  {step}")
+    for warning in summary.warnings:
+        typer.secho(f"warning  {warning}", fg="yellow")
+
+
+@app.command()
+def evaluate(
+    retriever: RetrieverOpt = None,
+    collection: CollectionOpt = None,
+    split: Annotated[str, typer.Option(help="train | dev | test")] = "test",
+    out: Annotated[Path | None, typer.Option(help="also write the tables (markdown) here")] = None,
+    compare: Annotated[bool, typer.Option(help="paired t-test between retrievers (ranx compare)")] = True,
+) -> None:
+    """R@1/5/10, MRR@10, nDCG@10 (95% bootstrap CI) per retriever on a benchmark split."""
+    from mmr.corpus.splits import SPLITS_VERSION, load_benchmark
+    from mmr.evaluation import make_run, markdown_table, paired_comparison, score_run
+    from mmr.service import SearchService
+
+    _setup_logging(False)
+    settings = Settings()
+    collections = collection or list(COLLECTIONS)
+    service = SearchService.load(settings, retriever, collections)
+    sections = []
+    for name in collections:
+        setting = SETTING_OF_COLLECTION[name]
+        bench = load_benchmark(settings.benchmark_dir / SPLITS_VERSION, setting, split)
+        runs, rows = {}, []
+        for retriever_name in service.available(name):
+            runs[retriever_name] = make_run(service.retrievers[(retriever_name, name)], bench.queries,
+                                            progress=f"{retriever_name} on {name}")
+            rows.append(score_run(retriever_name, bench.qrels, runs[retriever_name], service.collections[name]))
+        title = f"### `{name}` collection, {setting} setting, {split} split ({SPLITS_VERSION})"
+        section = f"{title}\n\n{markdown_table(rows)}"
+        if compare and len(runs) > 1:
+            section += "\n\nPaired t-test on MRR@10 (ranx compare; letters mark significantly better, p < 0.05):\n\n```\n"
+            section += paired_comparison(bench.qrels, runs) + "\n```"
+        sections.append(section)
+        for (missing, coll), reason in service.load_errors.items():
+            if coll == name:
+                typer.secho(f"skipped {missing} on {coll}: {reason}", fg="yellow")
+    report = "\n\n".join(sections)
+    typer.echo(report)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(report + "\n")
+
+
+@app.command()
+def benchmark(
+    collection: Annotated[str, typer.Option(help="collection to time queries on")] = "stamps",
+    queries: Annotated[int, typer.Option(help="queries per retriever and modality")] = 50,
+    out: Annotated[Path | None, typer.Option(help="also write the report (markdown) here")] = None,
+) -> None:
+    """Index-building throughput (texts/s, images/s) and query latency p50/p95 per retriever."""
+    from mmr.benchmark import markdown_report, measure_encoding, measure_latency
+    from mmr.corpus.splits import SPLITS_VERSION, load_benchmark
+    from mmr.service import SearchService
+
+    _setup_logging(False)
+    settings = Settings()
+    service = SearchService.load(settings, collection_names=["mixed", collection] if collection != "mixed" else ["mixed"])
+    bench = load_benchmark(settings.benchmark_dir / SPLITS_VERSION, SETTING_OF_COLLECTION[collection], "dev")
+    texts = list(bench.queries.values())[:queries]
+    images = [d.image_path for d in service.collections[collection].documents if d.modality == "image"][:queries]
+    throughput = measure_encoding(service, service.collections["mixed"])
+    latency = measure_latency(service, collection, texts, images)
+    report = markdown_report(throughput, latency, collection)
+    typer.echo(report)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(report + "\n")
+
+
+@app.command()
+def info() -> None:
+    """What is built, where, and what is missing."""
+    from mmr.retrievers import RETRIEVERS
+    from mmr.service import index_folder
+
+    settings = Settings()
+    typer.echo(f"index_store: {settings.index_store}\nratings db:  {settings.db_path}")
+    for name, spec in RETRIEVERS.items():
+        for collection in COLLECTIONS:
+            present = (index_folder(settings, name, collection) / "params.json").exists()
+            typer.echo(f"  {'ok     ' if present else 'missing'} {name:<18} {collection:<8} {spec.label}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,119 @@
+"""The retriever interface and the shared, loaded-once resources retrievers are built from.
+
+A retriever is built once by a command (``python -m mmr build`` / ``train``) into a folder of
+``index_store/`` and loaded from it at app start. ``search`` must accept text queries, image
+queries and corpora that mix both modalities.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mmr.config import Settings
+from mmr.corpus.format import Corpus
+from mmr.encoders import Encoder, load_encoder
+from mmr.encoders.efficientnet import ImageFeatures
+from mmr.types import Document, Hit, Query
+
+
+class Retriever(ABC):
+    name: str
+
+    @abstractmethod
+    def search(self, query: Query, k: int = 10) -> list[Hit]: ...
+
+    def search_many(self, queries: Sequence[Query], k: int = 10) -> list[list[Hit]]:
+        return [self.search(query, k) for query in queries]
+
+    def explain(self, query: Query, doc_id: str) -> dict | None:
+        """Why ``doc_id`` matched ``query``, where the method can say (e.g. shared sparse terms)."""
+        return None
+
+    @classmethod
+    @abstractmethod
+    def build(cls, corpus: Corpus, resources: Resources, folder: Path) -> Retriever: ...
+
+    @classmethod
+    @abstractmethod
+    def load(cls, corpus: Corpus, resources: Resources, folder: Path) -> Retriever: ...
+
+
+class Resources:
+    """Loaded encoders and cached features, shared by every retriever in a process."""
+
+    def __init__(self, settings: Settings | None = None, device: str | None = None):
+        self.settings = settings or Settings()
+        self.device = device if device is not None else self.settings.device
+        self._encoders: dict[str, Encoder] = {}
+        self._extras: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    def encoder(self, name: str) -> Encoder:
+        with self._lock:
+            if name not in self._encoders:
+                self._encoders[name] = load_encoder(name, device=self.device)
+            return self._encoders[name]
+
+    def verbaliser(self, text_encoder: str = "minilm-l6"):
+        from mmr.encoders.verbaliser import ImageNetVerbaliser
+
+        encoder = self.encoder(text_encoder)
+        with self._lock:
+            key = f"verbaliser:{text_encoder}"
+            if key not in self._extras:
+                self._extras[key] = ImageNetVerbaliser(encoder)
+            return self._extras[key]
+
+    def image_features(
+        self, documents: Sequence[Document], encoder_name: str, keep_grid: bool = False
+    ) -> ImageFeatures:
+        """Features of image documents, cached on disk by encoder and image content fingerprint."""
+        from mmr.corpus.images import load_image
+
+        key = _documents_key(documents, keep_grid)
+        folder = self.settings.features_dir / encoder_name
+        path = folder / f"{key}.npz"
+        if path.exists():
+            with np.load(path, allow_pickle=False) as data:
+                grid = data["grid"] if keep_grid else None
+                return ImageFeatures(data["pooled"], data["logits"], grid)
+        encoder = self.encoder(encoder_name)
+        images = _LazyImages([doc.image_path for doc in documents], load_image)
+        features = encoder.features(images, keep_grid=keep_grid, progress=f"{encoder_name} features")
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = {"pooled": features.pooled, "logits": features.logits}
+        if keep_grid:
+            arrays["grid"] = features.grid.astype(np.float16)  # halves a large cache; ample precision
+        np.savez(path, **arrays)
+        (folder / f"{key}.ids.json").write_text(json.dumps([doc.id for doc in documents]))
+        return features
+
+
+class _LazyImages(Sequence):
+    """Loads images as batches ask for them, so a corpus never sits decoded in memory at once."""
+
+    def __init__(self, paths: list[str], loader):
+        self.paths, self.loader = paths, loader
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, item):
+        if isinstance(item, slice):
+            return [self.loader(path) for path in self.paths[item]]
+        return self.loader(self.paths[item])
+
+
+def _documents_key(documents: Sequence[Document], keep_grid: bool) -> str:
+    digest = hashlib.sha256(b"grid" if keep_grid else b"pooled")
+    for doc in documents:
+        stat = Path(doc.image_path).stat()
+        digest.update(f"{doc.id}\0{doc.image_path}\0{stat.st_size}\0{int(stat.st_mtime)}".encode())
+    return digest.hexdigest()[:16]

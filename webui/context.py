@@ -1,0 +1,26 @@
+"""What the UI needs, loaded once at start and passed to ``build_demo``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mmr.config import Settings
+from mmr.retrievers import RETRIEVERS
+from mmr.service import SearchService
+from mmr.store import RatingStore
+
+
+@dataclass
+class AppResources:
+    settings: Settings
+    service: SearchService
+    store: RatingStore
+
+    def retriever_choices(self, collection: str) -> list[tuple[str, str]]:
+        return [(RETRIEVERS[name].label, name) for name in RETRIEVERS if name in self.service.available(collection)]
+
+
+def load_resources(settings: Settings | None = None) -> AppResources:
+    settings = settings or Settings()
+    service = SearchService.load(settings)
+    return AppResources(settings, service, RatingStore(settings.db_path))

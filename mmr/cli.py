@@ -18,7 +18,9 @@ CollectionOpt = Annotated[list[str] | None, typer.Option("--collection", "-c", h
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Our own progress messages only; third-party libraries stay at WARNING.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("mmr").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 @app.command()
@@ -64,7 +66,7 @@ def evaluate(
     sections = []
     for name in collections:
         setting = SETTING_OF_COLLECTION[name]
-        bench = load_benchmark(settings.benchmark_dir / SPLITS_VERSION, setting, split)
+        bench = load_benchmark(settings.benchmark_dir, setting, split)
         runs, rows = {}, []
         for retriever_name in service.available(name):
             runs[retriever_name] = make_run(service.retrievers[(retriever_name, name)], bench.queries,
@@ -100,7 +102,7 @@ def benchmark(
     _setup_logging(False)
     settings = Settings()
     service = SearchService.load(settings, collection_names=["mixed", collection] if collection != "mixed" else ["mixed"])
-    bench = load_benchmark(settings.benchmark_dir / SPLITS_VERSION, SETTING_OF_COLLECTION[collection], "dev")
+    bench = load_benchmark(settings.benchmark_dir, SETTING_OF_COLLECTION[collection], "dev")
     texts = list(bench.queries.values())[:queries]
     images = [d.image_path for d in service.collections[collection].documents if d.modality == "image"][:queries]
     throughput = measure_encoding(service, service.collections["mixed"])

@@ -81,6 +81,16 @@ def _search(resources: AppResources, text, image_file, collection, chosen, rater
     return [status, state] + columns + headers + cards
 
 
+def _preview(resources: AppResources, image_file):
+    if not image_file:
+        return gr.Image(value=None, visible=False), gr.Markdown("")
+    try:
+        prepared = prepare_query("", image_file, resources.settings.uploads_dir)
+    except QueryInputError as err:
+        return gr.Image(value=None, visible=False), gr.Markdown(f"⚠️ {err}")
+    return gr.Image(value=prepared.image_path, visible=True), gr.Markdown("Image ready: press Search.")
+
+
 def _rate(resources: AppResources, column: int, rank: int, grade, state, rater, request: gr.Request | None):
     if grade is None or not state or column >= len(state.get("columns", [])):
         return gr.Markdown()
@@ -103,8 +113,12 @@ def build_search_tab(resources: AppResources) -> None:
     choices = resources.retriever_choices(default_collection)
     with gr.Row():
         query_text = gr.Textbox(label="Text query", placeholder="e.g. a red flower", scale=3, elem_id="query-text")
-        query_image = gr.Image(label="…or an image query", type="filepath", sources=["upload", "clipboard"],
-                               height=150, scale=1, elem_id="query-image")
+        # A File, not an Image: gr.Image decodes uploads itself and a corrupt file would fail inside
+        # Gradio with a generic error; here the library's safe decoder answers with a clear message.
+        query_image = gr.File(label="…or an image query", file_types=["image"], type="filepath", height=150,
+                              scale=1, elem_id="query-image")
+        preview = gr.Image(label="image query", interactive=False, height=150, scale=1, visible=False,
+                           elem_id="query-preview")
     with gr.Row():
         collection = gr.Radio(list(resources.service.collections), value=default_collection, label="Collection")
         chosen = gr.CheckboxGroup(choices, value=[name for _, name in choices][:DEFAULT_RETRIEVERS],
@@ -131,6 +145,8 @@ def build_search_tab(resources: AppResources) -> None:
                        outputs=outputs)
     search_button.click(api_name="search", **search_args)
     query_text.submit(api_visibility="private", **search_args)
+    query_image.change(lambda path: _preview(resources, path), inputs=query_image, outputs=[preview, status],
+                       api_visibility="private")
     collection.change(lambda name: gr.CheckboxGroup(choices=resources.retriever_choices(name)),
                       inputs=collection, outputs=chosen, api_visibility="private")
     for index, card in enumerate(cards):

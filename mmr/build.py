@@ -71,6 +71,19 @@ def build_corpora(settings: Settings, force: bool = False, summary: BuildSummary
     return summary
 
 
+def build_training_corpus(settings: Settings, force: bool = False) -> Path:
+    """openclipart image-caption pairs, the training set of the trained retrievers (never evaluated on)."""
+    from mmr.corpus.openclipart import build_openclipart_corpus
+
+    path = settings.corpora_dir / "openclipart.jsonl"
+    if force or not path.exists():
+        _require(settings.sources.openclipart_svg, "openclipart-svg")
+        clips, report = build_openclipart_corpus(settings.sources.openclipart_svg, settings.media_dir)
+        write_documents(clips, path)
+        log.info("openclipart corpus: %d pairs (%d failed to render)", len(clips), report.failed)
+    return path
+
+
 def build_indexes(
     settings: Settings,
     resources: Resources,
@@ -78,16 +91,19 @@ def build_indexes(
     collection_names: list[str] | None = None,
     force: bool = False,
     summary: BuildSummary | None = None,
+    include_trained: bool = False,
 ) -> BuildSummary:
-    """Build the indexes of untrained retrievers (trained ones are built by ``mmr train``)."""
+    """Build indexes. Trained retrievers are built only when asked (``mmr train`` does) or when
+    their model exists but the index does not (e.g. models copied from another machine)."""
     summary = summary or BuildSummary()
-    names = retriever_names or [name for name, spec in RETRIEVERS.items() if not spec.trained]
+    names = retriever_names or list(RETRIEVERS)
     for collection_name in collection_names or list(COLLECTIONS):
         corpus = load_collection(settings, collection_name)
         for name in names:
             spec = retriever_spec(name)
             folder = index_folder(settings, name, collection_name)
-            if spec.trained:
+            model_ready = (settings.models_dir / name / "manifest.json").exists()
+            if spec.trained and not (include_trained or model_ready):
                 summary.skipped.append(f"{name}/{collection_name}: trained retriever, use `python -m mmr train {name}`")
                 continue
             if not force and (folder / "params.json").exists():

@@ -47,6 +47,29 @@ def build(
 
 
 @app.command()
+def train(
+    name: Annotated[str, typer.Argument(help="a trained retriever, e.g. marvel")],
+    seed: Annotated[int, typer.Option(help="seeds python, numpy and torch")] = 0,
+) -> None:
+    """Train one method on the train split (model chosen on dev), then build its indexes."""
+    from mmr.build import build_indexes
+    from mmr.retrievers import RETRIEVERS, Resources, retriever_spec, train_function
+
+    _setup_logging(True)
+    spec = retriever_spec(name)
+    if not spec.trainer:
+        trainable = sorted(n for n, s in RETRIEVERS.items() if s.trainer)
+        raise typer.BadParameter(f"{name!r} has nothing to train. Trainable: {trainable}")
+    settings = Settings()
+    resources = Resources(settings)
+    manifest = train_function(spec)(settings, resources, seed)
+    typer.echo(f"trained {name}: dev MRR@10 {manifest.dev_mrr_at_10:.3f} in {manifest.train_seconds:.0f}s")
+    summary = build_indexes(settings, resources, [name], force=True, include_trained=True)
+    for step in summary.steps:
+        typer.echo(f"built    {step}")
+
+
+@app.command()
 def evaluate(
     retriever: RetrieverOpt = None,
     collection: CollectionOpt = None,

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 WITH_TESTS=0
 [[ "${1:-}" == "--test" ]] && WITH_TESTS=1
 PYTHON="${PYTHON:-python3}"
-DEBIAN_PACKAGES=(tuxpaint-stamps-default wordnet-base libcairo2)
+DEBIAN_PACKAGES=(tuxpaint-stamps-default wordnet-base openclipart-svg libcairo2)
 [[ $WITH_TESTS == 1 ]] && DEBIAN_PACKAGES+=(chromium fonts-dejavu-core)
 
 missing=()

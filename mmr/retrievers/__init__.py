@@ -15,6 +15,7 @@ class RetrieverSpec:
     family: str  # "baseline" or the published method it re-implements
     trained: bool
     description: str
+    trainer: str | None = None  # "module:function(settings, resources, seed) -> Manifest"
 
     def retriever_class(self) -> type[Retriever]:
         module_name, class_name = self.loader.split(":")
@@ -39,6 +40,11 @@ RETRIEVERS: dict[str, RetrieverSpec] = {
 }
 
 
+def train_function(spec: RetrieverSpec):
+    module_name, function_name = spec.trainer.split(":")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
 class UnknownRetrieverError(KeyError):
     pass
 
@@ -49,4 +55,4 @@ def retriever_spec(name: str) -> RetrieverSpec:
     return RETRIEVERS[name]
 
 
-__all__ = ["RETRIEVERS", "Resources", "Retriever", "RetrieverSpec", "UnknownRetrieverError", "retriever_spec"]
+__all__ = ["RETRIEVERS", "Resources", "Retriever", "RetrieverSpec", "UnknownRetrieverError", "retriever_spec", "train_function"]

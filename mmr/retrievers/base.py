@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -80,6 +81,9 @@ class Resources:
         key = _documents_key(documents, keep_grid)
         folder = self.settings.features_dir / encoder_name
         path = folder / f"{key}.npz"
+        with_grid = folder / f"{_documents_key(documents, True)}.npz"
+        if not keep_grid and not path.exists() and with_grid.exists():
+            path = with_grid  # the grid cache holds pooled features and logits too
         if path.exists():
             with np.load(path, allow_pickle=False) as data:
                 grid = data["grid"] if keep_grid else None
@@ -91,7 +95,10 @@ class Resources:
         arrays = {"pooled": features.pooled, "logits": features.logits}
         if keep_grid:
             arrays["grid"] = features.grid.astype(np.float16)  # halves a large cache; ample precision
-        np.savez(path, **arrays)
+        # Written under a temporary name and renamed: a reader never sees half a cache file.
+        tmp = folder / f"{key}.{os.getpid()}.tmp.npz"
+        np.savez(tmp, **arrays)
+        tmp.replace(path)
         (folder / f"{key}.ids.json").write_text(json.dumps([doc.id for doc in documents]))
         return features
 

@@ -1,0 +1,117 @@
+"""Base for the trained dense methods: a model folder from ``mmr train`` plus a faiss index.
+
+Every trained method reads the frozen image encoder's outputs (pooled features, ImageNet logits,
+and the 7x7 grid for the methods that need patches) and owns everything after them, text side
+included. The index records the model's manifest fingerprint, so retraining invalidates it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+import numpy as np
+
+from mmr.config import BUILD_COMMAND
+from mmr.corpus.format import Corpus
+from mmr.encoders import l2_normalise
+from mmr.encoders.efficientnet import ImageFeatures
+from mmr.index import DenseIndex, IndexMismatchError, IndexParams
+from mmr.retrievers.base import Resources, Retriever
+from mmr.training.common import MANIFEST
+from mmr.types import Hit, Query
+
+IMAGE_ENCODER = "efficientnet-lite0"
+
+
+class DualEncoderModel(Protocol):
+    needs_grid: bool
+    dim: int
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def encode_images(self, features: ImageFeatures) -> np.ndarray: ...
+
+
+def model_fingerprint(folder: Path) -> str:
+    manifest = folder / MANIFEST
+    if not manifest.exists():
+        raise IndexMismatchError(f"no trained model at {folder}; train it with `python -m mmr train {folder.name}`")
+    return hashlib.sha256(manifest.read_bytes()).hexdigest()[:12]
+
+
+class TrainedDenseRetriever(Retriever):
+    name: ClassVar[str]
+
+    def __init__(self, resources: Resources, model: DualEncoderModel, index: DenseIndex):
+        self.resources = resources
+        self.model = model
+        self.index = index
+
+    @classmethod
+    @abstractmethod
+    def load_model(cls, folder: Path, resources: Resources) -> DualEncoderModel: ...
+
+    @classmethod
+    def model_folder(cls, resources: Resources) -> Path:
+        return resources.settings.models_dir / cls.name
+
+    @classmethod
+    def params_for(cls, corpus: Corpus, dim: int, resources: Resources) -> IndexParams:
+        tag = model_fingerprint(cls.model_folder(resources))
+        return IndexParams(cls.name, f"{cls.name}@{tag}", dim, corpus.name, corpus.fingerprint)
+
+    @classmethod
+    def embed_corpus(cls, model: DualEncoderModel, corpus: Corpus, resources: Resources) -> np.ndarray:
+        vectors = np.zeros((len(corpus), model.dim), np.float32)
+        text_rows = [i for i, d in enumerate(corpus.documents) if d.modality == "text"]
+        image_rows = [i for i, d in enumerate(corpus.documents) if d.modality == "image"]
+        if text_rows:
+            vectors[text_rows] = model.encode_texts([corpus.documents[i].text for i in text_rows])
+        if image_rows:
+            docs = [corpus.documents[i] for i in image_rows]
+            vectors[image_rows] = model.encode_images(
+                resources.image_features(docs, IMAGE_ENCODER, keep_grid=model.needs_grid)
+            )
+        return vectors
+
+    @classmethod
+    def build(cls, corpus: Corpus, resources: Resources, folder: Path) -> TrainedDenseRetriever:
+        model = cls.load_model(cls.model_folder(resources), resources)
+        vectors = cls.embed_corpus(model, corpus, resources)
+        params = cls.params_for(corpus, model.dim, resources)
+        index = DenseIndex(vectors, [d.id for d in corpus.documents], params)
+        index.save(folder)
+        return cls(resources, model, index)
+
+    @classmethod
+    def load(cls, corpus: Corpus, resources: Resources, folder: Path) -> TrainedDenseRetriever:
+        model_dir = cls.model_folder(resources)
+        expected = cls.params_for(corpus, 0, resources)
+        model = cls.load_model(model_dir, resources)
+        expected = IndexParams(**{**expected.__dict__, "dim": model.dim})
+        try:
+            index = DenseIndex.load(folder, expected=expected)
+        except IndexMismatchError as err:
+            raise IndexMismatchError(f"{err} (or `python -m mmr train {cls.name}`)") from err
+        return cls(resources, model, index)
+
+    def embed_query(self, query: Query) -> np.ndarray:
+        parts = []
+        if query.text:
+            parts.append(self.model.encode_texts([query.text])[0])
+        if query.image is not None:
+            features = self.resources.encoder(IMAGE_ENCODER).features([query.image], keep_grid=self.model.needs_grid)
+            parts.append(self.model.encode_images(features)[0])
+        if not parts:
+            raise ValueError("a query needs text or an image")
+        return l2_normalise(np.sum(parts, axis=0))
+
+    def search(self, query: Query, k: int = 10) -> list[Hit]:
+        return self.index.search(self.embed_query(query), k)[0]
+
+
+__all__ = ["BUILD_COMMAND", "DualEncoderModel", "TrainedDenseRetriever", "model_fingerprint"]

@@ -1,0 +1,1 @@
+"""Training the seed methods on this machine: data from train splits only, dev for model selection."""

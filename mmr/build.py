@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mmr.collections import COLLECTIONS, load_collection
+from mmr.collections import collections as known_collections
+from mmr.collections import load_collection
 from mmr.config import Settings
 from mmr.corpus.format import Corpus, write_documents
 from mmr.retrievers import RETRIEVERS, Resources, retriever_spec
@@ -97,7 +98,7 @@ def build_indexes(
     their model exists but the index does not (e.g. models copied from another machine)."""
     summary = summary or BuildSummary()
     names = retriever_names or list(RETRIEVERS)
-    for collection_name in collection_names or list(COLLECTIONS):
+    for collection_name in collection_names or list(known_collections(settings)):
         corpus = load_collection(settings, collection_name)
         for name in names:
             spec = retriever_spec(name)

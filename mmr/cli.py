@@ -8,13 +8,13 @@ from typing import Annotated
 
 import typer
 
-from mmr.collections import COLLECTIONS, SETTING_OF_COLLECTION
+from mmr.collections import DEFAULT_COLLECTIONS, SETTING_OF_COLLECTION, collections
 from mmr.config import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="mmr: compare multimodal retrievers.")
 
 RetrieverOpt = Annotated[list[str] | None, typer.Option("--retriever", "-r", help="repeat to pick several")]
-CollectionOpt = Annotated[list[str] | None, typer.Option("--collection", "-c", help=f"one of {list(COLLECTIONS)}")]
+CollectionOpt = Annotated[list[str] | None, typer.Option("--collection", "-c", help=f"e.g. {list(DEFAULT_COLLECTIONS)}")]
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -84,10 +84,13 @@ def evaluate(
 
     _setup_logging(False)
     settings = Settings()
-    collections = collection or list(COLLECTIONS)
-    service = SearchService.load(settings, retriever, collections)
+    names = collection or list(DEFAULT_COLLECTIONS)
+    service = SearchService.load(settings, retriever, names)
     sections = []
-    for name in collections:
+    for name in names:
+        if name not in SETTING_OF_COLLECTION:
+            typer.secho(f"skipped {name}: it has no benchmark queries and qrels", fg="yellow")
+            continue
         setting = SETTING_OF_COLLECTION[name]
         bench = load_benchmark(settings.benchmark_dir, setting, split)
         runs, rows = {}, []
@@ -137,6 +140,25 @@ def benchmark(
         out.write_text(report + "\n")
 
 
+@app.command("add-collection")
+def add_collection_command(
+    name: Annotated[str, typer.Argument(help="name shown in the app")],
+    corpus: Annotated[Path, typer.Argument(help="JSONL in the documented corpus format (README)")],
+) -> None:
+    """Register your own corpus as a collection, then build its indexes."""
+    from mmr.build import build_indexes
+    from mmr.collections import add_collection
+    from mmr.retrievers import Resources
+
+    _setup_logging(True)
+    settings = Settings()
+    added = add_collection(settings, name, corpus)
+    typer.echo(f"registered {name}: {len(added)} documents")
+    summary = build_indexes(settings, Resources(settings), collection_names=[name])
+    for step in summary.steps:
+        typer.echo(f"built    {step}")
+
+
 @app.command()
 def info() -> None:
     """What is built, where, and what is missing."""
@@ -146,7 +168,7 @@ def info() -> None:
     settings = Settings()
     typer.echo(f"index_store: {settings.index_store}\nratings db:  {settings.db_path}")
     for name, spec in RETRIEVERS.items():
-        for collection in COLLECTIONS:
+        for collection in collections(settings):
             present = (index_folder(settings, name, collection) / "params.json").exists()
             typer.echo(f"  {'ok     ' if present else 'missing'} {name:<18} {collection:<8} {spec.label}")
 

@@ -10,7 +10,8 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from mmr.collections import COLLECTIONS, load_collection
+from mmr.collections import collections as known_collections
+from mmr.collections import load_collection
 from mmr.config import Settings
 from mmr.corpus.format import Corpus
 from mmr.index import IndexMismatchError
@@ -49,7 +50,7 @@ class SearchService:
     ) -> SearchService:
         settings = settings or Settings()
         resources = resources or Resources(settings)
-        collections = {name: load_collection(settings, name) for name in collection_names or list(COLLECTIONS)}
+        collections = {name: load_collection(settings, name) for name in collection_names or list(known_collections(settings))}
         service = cls(resources, collections)
         for name in retriever_names or list(RETRIEVERS):
             retriever_class = retriever_spec(name).retriever_class()

@@ -18,13 +18,24 @@ def _default_data_dir() -> Path:
     return Path("/data") if Path("/data").is_dir() else REPO_ROOT / "data"
 
 
+# Where scripts/setup.sh unpacks the Debian data packages when it cannot install them (no root).
+LOCAL_DEBIAN_ROOT = REPO_ROOT / ".debian-root"
+
+
+def _debian_path(path: str) -> Path:
+    """The system path when the package is installed, else its copy unpacked without root."""
+    system = Path(path)
+    local = LOCAL_DEBIAN_ROOT / path.lstrip("/")
+    return system if system.exists() or not local.exists() else local
+
+
 @dataclass(frozen=True)
 class SourcePaths:
     """Where the Debian packages put the raw data the default corpora are built from."""
 
-    tuxpaint_stamps: Path = Path("/usr/share/tuxpaint/stamps")
-    openclipart_svg: Path = Path("/usr/share/openclipart/svg")
-    wordnet_dict: Path = Path("/usr/share/wordnet")
+    tuxpaint_stamps: Path = field(default_factory=lambda: _debian_path("/usr/share/tuxpaint/stamps"))
+    openclipart_svg: Path = field(default_factory=lambda: _debian_path("/usr/share/openclipart/svg"))
+    wordnet_dict: Path = field(default_factory=lambda: _debian_path("/usr/share/wordnet"))
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,19 @@ if ((${#missing[@]})); then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "!! missing Debian packages: ${missing[*]}" >&2
-    echo "!! ask an administrator to run: sudo apt-get install ${missing[*]}" >&2
-    echo "!! or point mmr at copies of the data (see README, 'Without root')" >&2
-    exit 1
+    # Without root: unpack the data packages into .debian-root/ (mmr/config.py looks there).
+    # apt-get download and dpkg -x need no privileges; libraries such as libcairo2 cannot be
+    # unpacked this way and must come from an administrator (SVG-only stamps are skipped without it).
+    echo ">> not root: unpacking ${missing[*]} into .debian-root/"
+    mkdir -p .debian-root/.debs
+    for pkg in "${missing[@]}"; do
+      [[ -e .debian-root/.debs/$pkg.unpacked ]] && continue
+      case "$pkg" in
+        lib*|chromium|fonts-*) echo "!! $pkg needs root: ask an administrator to run: sudo apt-get install $pkg" >&2 ;;
+        *) (cd .debian-root/.debs && apt-get download -qq "$pkg") && dpkg -x .debian-root/.debs/"$pkg"_*.deb .debian-root \
+             && touch .debian-root/.debs/"$pkg".unpacked ;;
+      esac
+    done
   fi
 fi
 

@@ -1,0 +1,128 @@
+"""Start the real app (``python app.py``) in a subprocess against the built index_store.
+
+The app gets its own data folder (ratings database, uploads) per test module, and can be
+restarted to prove that nothing acknowledged is lost.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from mmr.config import REPO_ROOT, Settings
+
+CHROMIUM = "/usr/bin/chromium"
+# Flags for a sandboxed machine with no network beyond the package registries.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class RunningApp:
+    data_dir: Path
+    port: int = field(default_factory=_free_port)
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "ratings.sqlite"
+
+    def start(self, timeout: float = 120) -> None:
+        env = {
+            **os.environ,
+            "MMR_DATA_DIR": str(self.data_dir),
+            "GRADIO_SERVER_PORT": str(self.port),
+            "GRADIO_SERVER_NAME": "127.0.0.1",
+            "HF_HUB_OFFLINE": "1",
+            "GRADIO_ANALYTICS_ENABLED": "False",
+        }
+        env.pop("MMR_DB", None)
+        self.log_path = self.data_dir / f"app-{int(time.time() * 1000)}.log"
+        log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "app.py"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"app exited early:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                urllib.request.urlopen(self.url, timeout=2)
+                return
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError(f"app did not answer within {timeout}s:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def _index_store_ready() -> bool:
+    settings = Settings()
+    return (settings.indexes_dir / "zeroshot-verbal" / "stamps" / "params.json").exists()
+
+
+@pytest.fixture(scope="module")
+def running_app(tmp_path_factory):
+    if not _index_store_ready():
+        pytest.fail("index_store/ is not built: run `python -m mmr build` (make test does it)")
+    app = RunningApp(tmp_path_factory.mktemp("app-data"))
+    app.start()
+    yield app
+    app.stop()
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium` (make test does it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield instance
+        instance.close()

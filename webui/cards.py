@@ -1,0 +1,138 @@
+"""What the Search tab shows, as plain values and Markdown strings: no widgets here, so it is testable alone.
+
+A search result lives in the session state as JSON-able dicts (``column_record``); what a column
+displays is always ``displayed_hits(column, modality_filter)``, the one function both the cards and
+the rating handler read, so a grade given after filtering lands on the hit that was shown.
+"""
+
+from __future__ import annotations
+
+import html
+
+from mmr.retrievers import RETRIEVERS
+from mmr.service import RetrieverResult
+from mmr.types import Document
+
+# value -> the document modality it keeps (None: everything)
+MODALITY_FILTERS: dict[str, str | None] = {"all": None, "images": "image", "texts": "text"}
+MODALITY_CHOICES = [("All", "all"), ("Images", "images"), ("Texts", "texts")]
+CARD_TEXT_CHARS = 140
+
+# Injected into <head> by the tab itself, so the tab brings its own look wherever it is mounted.
+# Gradio renders a Group as two nested divs with the same id and classes: the inner twin is reset.
+SEARCH_CSS = """
+.result-card { padding: 4px !important; margin-bottom: 6px; }
+.result-card .result-card, #doc-detail #doc-detail { padding: 0 !important; margin: 0 !important;
+  border: none !important; }
+.result-card .prose, .result-card .prose p { font-size: 13px !important; line-height: 1.35 !important; }
+.result-card .prose p { margin: 0 0 2px 0 !important; }
+.result-card img { object-fit: contain; }
+.result-column { border-left: 1px solid var(--border-color-primary); padding-left: 6px; }
+.column-header h3 { margin: 0 0 2px 0 !important; }
+.also-badge { display: inline-block; margin-top: 2px; padding: 0 5px; border-radius: 8px; font-size: 11px;
+  background: var(--color-accent-soft); border: 1px solid var(--color-accent); color: var(--body-text-color); }
+.grade .wrap { gap: 2px !important; }
+.grade label { padding: 1px 5px !important; font-size: 11px !important; }
+.detail-button, #doc-detail-close { border: 1px solid var(--border-color-primary) !important;
+  border-radius: 4px !important; background: var(--background-fill-primary) !important; }
+.detail-button { font-size: 11px !important; padding: 1px 10px !important; width: fit-content !important;
+  min-width: 0 !important; align-self: flex-end; margin: 2px 4px 2px auto; }
+#doc-detail { border: 2px solid var(--color-accent) !important; padding: 8px !important; }
+#doc-detail-text { overflow-wrap: anywhere; }
+"""
+
+
+def label_of(retriever: str) -> str:
+    spec = RETRIEVERS.get(retriever)
+    return spec.label if spec else retriever
+
+
+def column_record(result: RetrieverResult, documents: dict[str, Document]) -> dict:
+    """One retriever's answer as the session state keeps it; ``documents`` maps every hit's doc_id."""
+    return {
+        "retriever": result.retriever,
+        "latency_ms": result.latency_ms,
+        "error": result.error,
+        "hits": [
+            {"doc_id": h.doc_id, "score": h.score, "rank": h.rank, "modality": documents[h.doc_id].modality}
+            for h in result.hits
+        ],
+    }
+
+
+def displayed_hits(column: dict, modality_filter: str | None, limit: int) -> list[dict]:
+    """The hits a column shows under a filter, in rank order; the cards and the ratings both use it."""
+    keep = MODALITY_FILTERS.get(modality_filter or "all")
+    return [hit for hit in column["hits"] if keep is None or hit["modality"] == keep][:limit]
+
+
+def ranks_elsewhere(columns: list[dict], doc_id: str, skip: int | None = None) -> list[tuple[str, int, float]]:
+    """(retriever label, rank, score) for every column but ``skip`` that returned ``doc_id``."""
+    found = []
+    for index, column in enumerate(columns):
+        if index == skip:
+            continue
+        for hit in column["hits"]:
+            if hit["doc_id"] == doc_id:
+                found.append((label_of(column["retriever"]), hit["rank"], hit["score"]))
+                break
+    return found
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit].rstrip() + "…"
+
+
+def card_markdown(doc: Document, hit: dict, elsewhere: list[tuple[str, int, float]]) -> str:
+    category = doc.metadata.get("category", "")
+    head = f"**#{hit['rank']}** · {hit['score']:.3f} · {doc.modality}"
+    if category:
+        head += f" · {html.escape(category)}"
+    text = html.escape(_clip(doc.text, CARD_TEXT_CHARS)) if doc.text else ""
+    lines = [head, text]
+    if elsewhere:
+        also = ", ".join(f"{html.escape(label)} #{rank}" for label, rank, _ in elsewhere)
+        lines.append(f'<span class="also-badge" title="also returned by other retrievers">also: {also}</span>')
+    return "  \n".join(line for line in lines if line)
+
+
+def search_summary(documents: int, retrievers: int, text: str | None, has_image: bool) -> str:
+    what = "your image" if has_image else f"“{html.escape(_clip(text or '', 60))}”"
+    return f"Searched {documents:,} documents for {what} with {retrievers} retriever{'s' if retrievers != 1 else ''}."
+
+
+def column_header(column: dict, shown: int, modality_filter: str | None) -> str:
+    total = len(column["hits"])
+    count = f"{total} results" if shown == total else f"{shown} of {total} shown ({modality_filter})"
+    header = f"### {html.escape(label_of(column['retriever']))}\n{column['latency_ms']:.0f} ms · {count}"
+    if column.get("error"):
+        header += f"\n\n⚠️ {html.escape(column['error'])}"
+    elif total and not shown:
+        header += f"\n\nNone of its {total} results is {'an image' if modality_filter == 'images' else 'a text'}."
+    return header
+
+
+def document_markdown(doc: Document, found_by: list[tuple[str, int, float]]) -> str:
+    """The full view of one document: text or caption, category, every metadata field, the id."""
+    kind = "Caption" if doc.modality == "image" else "Text"
+    category = doc.metadata.get("category")
+    lines = [
+        f"### {doc.modality.capitalize()} document" + (f" · {html.escape(category)}" if category else ""),
+        f"**{kind}:** {html.escape(doc.text) if doc.text else '(none)'}",
+        "",
+        f"**Id:** `{doc.id}`  ",
+        f"**Modality:** {doc.modality}  ",
+    ]
+    if found_by:
+        lines.append(
+            "**Returned by:** "
+            + ", ".join(f"{html.escape(label)} #{rank} (score {score:.3f})" for label, rank, score in found_by)
+            + "  "
+        )
+    if doc.metadata:
+        lines += ["", "| metadata | value |", "|---|---|"]
+        lines += [
+            f"| {html.escape(key)} | {html.escape(str(value)).replace('|', '&#124;')} |"
+            for key, value in sorted(doc.metadata.items())
+        ]
+    return "\n".join(lines)

@@ -52,8 +52,14 @@ def measure_encoding(service: SearchService, corpus: Corpus, texts: int = 1000, 
     image_encoder.features([load_image(path) for path in image_paths])
     image_seconds = time.perf_counter() - start
     return [
-        Throughput(f"text documents, {text_encoder.name} (batch {text_encoder.batch_size})", len(sample_texts), text_seconds),
-        Throughput(f"images incl. decoding, {image_encoder.name} (batch {image_encoder.batch_size})", len(image_paths), image_seconds),
+        Throughput(
+            f"text documents, {text_encoder.name} (batch {text_encoder.batch_size})", len(sample_texts), text_seconds
+        ),
+        Throughput(
+            f"images incl. decoding, {image_encoder.name} (batch {image_encoder.batch_size})",
+            len(image_paths),
+            image_seconds,
+        ),
     ]
 
 
@@ -74,20 +80,32 @@ def measure_latency(
                 start = time.perf_counter()
                 retriever.search(query, k)
                 timings.append((time.perf_counter() - start) * 1000)
-            results.append(Latency(name, modality, float(np.percentile(timings, 50)),
-                                   float(np.percentile(timings, 95)), len(timings)))
+            results.append(
+                Latency(
+                    name, modality, float(np.percentile(timings, 50)), float(np.percentile(timings, 95)), len(timings)
+                )
+            )
     return results
 
 
 def machine_line() -> str:
-    return (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-            f"torch {torch.__version__}, device {'cuda' if torch.cuda.is_available() else 'cpu'}")
+    return (
+        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}, device {'cuda' if torch.cuda.is_available() else 'cpu'}"
+    )
 
 
 def markdown_report(throughput: list[Throughput], latency: list[Latency], collection: str) -> str:
     lines = [f"Machine: {machine_line()}", "", "| index building | items | seconds | items/s |", "|---|---|---|---|"]
     lines += [f"| {t.what} | {t.items} | {t.seconds:.1f} | {t.per_second:.1f} |" for t in throughput]
-    lines += ["", f"Query latency on `{collection}`, top 10, one query at a time (ms):", "",
-              "| retriever | query | p50 | p95 | queries |", "|---|---|---|---|---|"]
-    lines += [f"| {r.retriever} | {r.query_modality} | {r.p50_ms:.1f} | {r.p95_ms:.1f} | {r.queries} |" for r in latency]
+    lines += [
+        "",
+        f"Query latency on `{collection}`, top 10, one query at a time (ms):",
+        "",
+        "| retriever | query | p50 | p95 | queries |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r.retriever} | {r.query_modality} | {r.p50_ms:.1f} | {r.p95_ms:.1f} | {r.queries} |" for r in latency
+    ]
     return "\n".join(lines)

@@ -14,7 +14,9 @@ from mmr.config import Settings
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="mmr: compare multimodal retrievers.")
 
 RetrieverOpt = Annotated[list[str] | None, typer.Option("--retriever", "-r", help="repeat to pick several")]
-CollectionOpt = Annotated[list[str] | None, typer.Option("--collection", "-c", help=f"e.g. {list(DEFAULT_COLLECTIONS)}")]
+CollectionOpt = Annotated[
+    list[str] | None, typer.Option("--collection", "-c", help=f"e.g. {list(DEFAULT_COLLECTIONS)}")
+]
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -95,13 +97,16 @@ def evaluate(
         bench = load_benchmark(settings.benchmark_dir, setting, split)
         runs, rows = {}, []
         for retriever_name in service.available(name):
-            runs[retriever_name] = make_run(service.retrievers[(retriever_name, name)], bench.queries,
-                                            progress=f"{retriever_name} on {name}")
+            runs[retriever_name] = make_run(
+                service.retrievers[(retriever_name, name)], bench.queries, progress=f"{retriever_name} on {name}"
+            )
             rows.append(score_run(retriever_name, bench.qrels, runs[retriever_name], service.collections[name]))
         title = f"### `{name}` collection, {setting} setting, {split} split ({SPLITS_VERSION})"
         section = f"{title}\n\n{markdown_table(rows)}"
         if compare and len(runs) > 1:
-            section += "\n\nPaired t-test on MRR@10 (ranx compare; letters mark significantly better, p < 0.05):\n\n```\n"
+            section += (
+                "\n\nPaired t-test on MRR@10 (ranx compare; letters mark significantly better, p < 0.05):\n\n```\n"
+            )
             section += paired_comparison(bench.qrels, runs) + "\n```"
         sections.append(section)
         for (missing, coll), reason in service.load_errors.items():
@@ -122,12 +127,14 @@ def benchmark(
 ) -> None:
     """Index-building throughput (texts/s, images/s) and query latency p50/p95 per retriever."""
     from mmr.benchmark import markdown_report, measure_encoding, measure_latency
-    from mmr.corpus.splits import SPLITS_VERSION, load_benchmark
+    from mmr.corpus.splits import load_benchmark
     from mmr.service import SearchService
 
     _setup_logging(False)
     settings = Settings()
-    service = SearchService.load(settings, collection_names=["mixed", collection] if collection != "mixed" else ["mixed"])
+    service = SearchService.load(
+        settings, collection_names=["mixed", collection] if collection != "mixed" else ["mixed"]
+    )
     bench = load_benchmark(settings.benchmark_dir, SETTING_OF_COLLECTION[collection], "dev")
     texts = list(bench.queries.values())[:queries]
     images = [d.image_path for d in service.collections[collection].documents if d.modality == "image"][:queries]

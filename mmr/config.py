@@ -43,9 +43,7 @@ class Settings:
     index_store: Path = field(
         default_factory=lambda: Path(os.environ.get("MMR_INDEX_STORE", REPO_ROOT / "index_store"))
     )
-    data_dir: Path = field(
-        default_factory=lambda: Path(os.environ.get("MMR_DATA_DIR", _default_data_dir()))
-    )
+    data_dir: Path = field(default_factory=lambda: Path(os.environ.get("MMR_DATA_DIR", _default_data_dir())))
     db_path_override: str | None = field(default_factory=lambda: os.environ.get("MMR_DB"))
     sources: SourcePaths = field(default_factory=SourcePaths)
     device: str | None = field(default_factory=lambda: os.environ.get("MMR_DEVICE") or None)

@@ -39,7 +39,9 @@ def prepare_query(text: str | None, image_file: str | Path | None, uploads_dir: 
         try:
             size = path.stat().st_size
         except OSError as err:
-            raise QueryInputError(f"The uploaded file could not be read ({err.strerror}). Please upload it again.") from err
+            raise QueryInputError(
+                f"The uploaded file could not be read ({err.strerror}). Please upload it again."
+            ) from err
         if size > MAX_UPLOAD_BYTES:
             raise QueryInputError(
                 f"The image is {size / 2**20:.1f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB. "

@@ -50,7 +50,9 @@ class SearchService:
     ) -> SearchService:
         settings = settings or Settings()
         resources = resources or Resources(settings)
-        collections = {name: load_collection(settings, name) for name in collection_names or list(known_collections(settings))}
+        collections = {
+            name: load_collection(settings, name) for name in collection_names or list(known_collections(settings))
+        }
         service = cls(resources, collections)
         for name in retriever_names or list(RETRIEVERS):
             retriever_class = retriever_spec(name).retriever_class()

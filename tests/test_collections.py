@@ -14,8 +14,10 @@ def test_user_collection_is_registered_and_loadable(tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "mine" / "img" / "a.png")
     corpus_file = tmp_path / "mine" / "docs.jsonl"
     corpus_file.write_text(
-        json.dumps({"id": "a", "modality": "image", "image_path": "img/a.png", "text": "a black square"}) + "\n"
-        + json.dumps({"id": "b", "modality": "text", "text": "notes about squares"}) + "\n"
+        json.dumps({"id": "a", "modality": "image", "image_path": "img/a.png", "text": "a black square"})
+        + "\n"
+        + json.dumps({"id": "b", "modality": "text", "text": "notes about squares"})
+        + "\n"
     )
     add_collection(settings, "mine", corpus_file)
     assert "mine" in collections(settings) and "stamps" in collections(settings)

@@ -17,8 +17,9 @@ class FixedRetriever:
 
 
 def test_metrics_match_hand_computed_values():
-    corpus = Corpus("c", tuple(Document(d, "image", "", f"/x/{d}.png") for d in "abcde")
-                    + (Document("t", "text", "words"),))
+    corpus = Corpus(
+        "c", tuple(Document(d, "image", "", f"/x/{d}.png") for d in "abcde") + (Document("t", "text", "words"),)
+    )
     queries = {"q1": "one", "q2": "two", "q3": "three"}
     qrels = {"q1": {"a": 1}, "q2": {"c": 1, "d": 1}, "q3": {"e": 1}}
     retriever = FixedRetriever({"one": ["a", "b"], "two": ["b", "t", "c"], "three": []})

@@ -70,9 +70,7 @@ def _svg_pixel_size(tree) -> tuple[float, float]:
     from cairosvg.helpers import node_format
 
     # node_format only reads these attributes of a surface; building a real one would render.
-    probe = SimpleNamespace(
-        dpi=96, font_size=_DEFAULT_FONT_PX, context_width=None, context_height=None
-    )
+    probe = SimpleNamespace(dpi=96, font_size=_DEFAULT_FONT_PX, context_width=None, context_height=None)
     width, height, _ = node_format(probe, tree)
     return float(width or 0), float(height or 0)
 
@@ -124,8 +122,7 @@ def _process_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def render_svg_bytes(data: bytes, max_side: int | None = DEFAULT_SVG_SIDE,
-                     timeout_s: float = 10.0) -> bytes:
+def render_svg_bytes(data: bytes, max_side: int | None = DEFAULT_SVG_SIDE, timeout_s: float = 10.0) -> bytes:
     """Render SVG source to PNG bytes in a child process killed after ``timeout_s``."""
     ctx = _process_context()
     receiver, sender = ctx.Pipe(duplex=False)
@@ -151,8 +148,7 @@ def render_svg_bytes(data: bytes, max_side: int | None = DEFAULT_SVG_SIDE,
 # ------------------------------------------------------------------------------------ loading
 
 
-def load_image(path: str | Path, timeout_s: float = 10.0,
-               max_side: int | None = DEFAULT_SVG_SIDE) -> Image.Image:
+def load_image(path: str | Path, timeout_s: float = 10.0, max_side: int | None = DEFAULT_SVG_SIDE) -> Image.Image:
     """Load PNG/JPEG/... or render an SVG; RGB on white. Raster images larger than ``max_side``
     are shrunk, never enlarged; SVGs are rendered with their longest side at ``max_side``."""
     path = Path(path)
@@ -172,8 +168,7 @@ def load_image(path: str | Path, timeout_s: float = 10.0,
     return img
 
 
-def render_to_png(src: str | Path, dst: str | Path, max_side: int = 512,
-                  timeout_s: float = 10.0) -> bool:
+def render_to_png(src: str | Path, dst: str | Path, max_side: int = 512, timeout_s: float = 10.0) -> bool:
     """Write ``src`` as an RGB PNG on white, longest side at most ``max_side``.
 
     Returns False (and logs why) for a file that cannot be used; never raises for a bad file,
@@ -225,8 +220,13 @@ def _render_job(job: tuple[str, str, int, float]) -> bool:
     return render_to_png(src, dst, max_side=max_side, timeout_s=timeout_s)
 
 
-def render_many(jobs: Sequence[tuple[Path, Path]], workers: int = 2, max_side: int = 512,
-                timeout_s: float = 10.0, desc: str = "rendering") -> list[bool]:
+def render_many(
+    jobs: Sequence[tuple[Path, Path]],
+    workers: int = 2,
+    max_side: int = 512,
+    timeout_s: float = 10.0,
+    desc: str = "rendering",
+) -> list[bool]:
     """Render ``(src, dst)`` pairs in a process pool; returns success per job, in job order."""
     payload = [(str(src), str(dst), max_side, timeout_s) for src, dst in jobs]
     if workers <= 1 or len(payload) <= 1:
@@ -251,8 +251,10 @@ def _megabytes(n: int) -> str:
 
 def _too_large_message(max_pixels: int, size: tuple[int, int] | None = None) -> str:
     what = f"is {size[0]}x{size[1]} pixels" if size else "has too many pixels"
-    return (f"The image {what}, over the {max_pixels:,}-pixel limit "
-            "(this protects the server from decompression bombs). Please upload a smaller image.")
+    return (
+        f"The image {what}, over the {max_pixels:,}-pixel limit "
+        "(this protects the server from decompression bombs). Please upload a smaller image."
+    )
 
 
 def _decode_upload(data: bytes, max_pixels: int) -> Image.Image:
@@ -274,9 +276,7 @@ def _decode_upload(data: bytes, max_pixels: int) -> Image.Image:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
             raise ImageInputError(_too_large_message(max_pixels)) from err
         except Exception as err:  # noqa: BLE001 - decoders raise OSError, SyntaxError, ValueError...
-            raise ImageInputError(
-                f"The image file is damaged or incomplete and cannot be decoded ({err})."
-            ) from err
+            raise ImageInputError(f"The image file is damaged or incomplete and cannot be decoded ({err}).") from err
     return img
 
 
@@ -285,9 +285,7 @@ def open_uploaded_image(data: bytes, max_bytes: int, max_pixels: int) -> Image.I
     if not data:
         raise ImageInputError("The file is empty (0 bytes).")
     if len(data) > max_bytes:
-        raise ImageInputError(
-            f"The file is {_megabytes(len(data))}, over the {_megabytes(max_bytes)} upload limit."
-        )
+        raise ImageInputError(f"The file is {_megabytes(len(data))}, over the {_megabytes(max_bytes)} upload limit.")
     img = _decode_upload(data, max_pixels)
     try:
         return composite_on_white(ImageOps.exif_transpose(img))

@@ -62,8 +62,19 @@ _COLLECTION_WORDS = re.compile(
 )
 _MIXED_ALNUM = re.compile(r"^(?=.*[a-z])(?=.*\d)[a-z\d]+$", re.I)
 _TRAILING_NUMBER = re.compile(r"(\s+\d+)+$")
-_GENERIC_KEYWORDS = {"", "unsorted", "clip art", "clipart", "image", "media", "svg", "png",
-                     "public domain", "externalsource", "openclipart"}
+_GENERIC_KEYWORDS = {
+    "",
+    "unsorted",
+    "clip art",
+    "clipart",
+    "image",
+    "media",
+    "svg",
+    "png",
+    "public domain",
+    "externalsource",
+    "openclipart",
+}
 
 
 @dataclass(frozen=True)
@@ -95,9 +106,9 @@ def read_clip_metadata(path: Path) -> tuple[str, tuple[str, ...]]:
     subject = _SUBJECT.search(block)
     keywords = [_text(li).lower().replace("_", " ") for li in _LI.findall(subject.group(1))] if subject else []
     # Upload tools left object hashes ("hash", "0x8b754fc") among the keywords.
-    unique = tuple(dict.fromkeys(
-        k for k in keywords if k not in _GENERIC_KEYWORDS and not k.startswith(("hash", "0x"))
-    ))
+    unique = tuple(
+        dict.fromkeys(k for k in keywords if k not in _GENERIC_KEYWORDS and not k.startswith(("hash", "0x")))
+    )
     return (_text(title.group(1)) if title else ""), unique[:MAX_KEYWORDS]
 
 
@@ -118,8 +129,9 @@ def _is_word(token: str, vocabulary: set[str]) -> bool:
     return any(c in vocabulary for c in candidates)
 
 
-def rejection_reason(title: str, files_with_title: int, vocabulary: set[str] | None,
-                     credited: bool = False) -> str | None:
+def rejection_reason(
+    title: str, files_with_title: int, vocabulary: set[str] | None, credited: bool = False
+) -> str | None:
     """Why a cleaned title is not a usable caption, or None when it is."""
     if not re.search(r"[a-z]", title, re.I):
         return "empty"
@@ -205,10 +217,15 @@ def _clip_document(clip: Clip, caption: str, png: Path) -> Document:
     )
 
 
-def build_openclipart_corpus(svg_root: Path, media_dir: Path, limit: int | None = None,
-                             workers: int = 2, vocabulary: set[str] | None = None,
-                             max_side: int = 512, timeout_s: float = 10.0
-                             ) -> tuple[list[Document], BuildReport]:
+def build_openclipart_corpus(
+    svg_root: Path,
+    media_dir: Path,
+    limit: int | None = None,
+    workers: int = 2,
+    vocabulary: set[str] | None = None,
+    max_side: int = 512,
+    timeout_s: float = 10.0,
+) -> tuple[list[Document], BuildReport]:
     """Render clip art with a usable caption into ``media_dir/openclipart``; resumable.
 
     PNGs that already exist are reused, so an interrupted build continues where it stopped.
@@ -227,8 +244,13 @@ def build_openclipart_corpus(svg_root: Path, media_dir: Path, limit: int | None 
     pngs = [media_png_path(media_dir, "openclipart", clip.rel_stem) for clip, _ in kept]
     todo = [i for i, png in enumerate(pngs) if not png.is_file()]
     report.reused = len(kept) - len(todo)
-    results = render_many([(kept[i][0].path, pngs[i]) for i in todo], workers=workers,
-                          max_side=max_side, timeout_s=timeout_s, desc="openclipart")
+    results = render_many(
+        [(kept[i][0].path, pngs[i]) for i in todo],
+        workers=workers,
+        max_side=max_side,
+        timeout_s=timeout_s,
+        desc="openclipart",
+    )
     failed = {i for i, ok in zip(todo, results) if not ok}
 
     documents = []
@@ -238,6 +260,12 @@ def build_openclipart_corpus(svg_root: Path, media_dir: Path, limit: int | None 
             continue
         documents.append(_clip_document(clip, caption, png))
     report.failed, report.rendered = len(failed), len(documents)
-    logger.info("openclipart: %d kept of %d files, %d rendered (%d reused), %d failed",
-                len(kept), len(clips), report.rendered, report.reused, report.failed)
+    logger.info(
+        "openclipart: %d kept of %d files, %d rendered (%d reused), %d failed",
+        len(kept),
+        len(clips),
+        report.rendered,
+        report.reused,
+        report.failed,
+    )
     return documents, report

@@ -47,9 +47,12 @@ def _group_rank(group: str, seed: int) -> str:
     return hashlib.sha256(f"{seed}\x00{group}".encode()).hexdigest()
 
 
-def split_by_item(keys: list[str], group_of: Callable[[str], str],
-                  fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
-                  seed: int = DEFAULT_SEED) -> dict[str, str]:
+def split_by_item(
+    keys: list[str],
+    group_of: Callable[[str], str],
+    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
+    seed: int = DEFAULT_SEED,
+) -> dict[str, str]:
     """Map each key to train/dev/test so that keys of one group share a split.
 
     Groups are ordered by their seeded hash and cut where the running share of *items* crosses
@@ -177,9 +180,13 @@ def _count_docs(splits: dict[str, str], ids: Iterable[str]) -> dict[str, int]:
     return {split: chosen.count(split) for split in SPLITS}
 
 
-def build_benchmark(stamps: list[Document], wordnet: list[Document], out_dir: Path,
-                    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
-                    seed: int = DEFAULT_SEED) -> None:
+def build_benchmark(
+    stamps: list[Document],
+    wordnet: list[Document],
+    out_dir: Path,
+    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
+    seed: int = DEFAULT_SEED,
+) -> None:
     """Write the ``SPLITS_VERSION`` benchmark under ``out_dir/<SPLITS_VERSION>/``."""
     root = Path(out_dir) / SPLITS_VERSION
     descriptions = {doc.id: normalise_description(doc.text) for doc in stamps}
@@ -236,8 +243,7 @@ class Benchmark:
     qrels: dict[str, dict[str, int]]
 
 
-def load_benchmark(out_dir: Path, setting: str, split: str,
-                   version: str = SPLITS_VERSION) -> Benchmark:
+def load_benchmark(out_dir: Path, setting: str, split: str, version: str = SPLITS_VERSION) -> Benchmark:
     if setting not in SETTINGS:
         raise ValueError(f"unknown setting {setting!r}. Available: {list(SETTINGS)}")
     if split not in SPLITS:
@@ -245,5 +251,6 @@ def load_benchmark(out_dir: Path, setting: str, split: str,
     folder = Path(out_dir) / version / setting
     if not folder.is_dir():
         raise FileNotFoundError(f"no benchmark at {folder}; build it with `python -m mmr build`")
-    return Benchmark(setting, split, read_queries(folder / f"{split}.queries.tsv"),
-                     read_qrels(folder / f"{split}.qrels"))
+    return Benchmark(
+        setting, split, read_queries(folder / f"{split}.queries.tsv"), read_qrels(folder / f"{split}.qrels")
+    )

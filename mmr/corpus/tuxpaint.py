@@ -73,9 +73,9 @@ def _stamp_document(stamp: Stamp, description: str, png: Path, stamps_root: Path
     )
 
 
-def build_stamps_corpus(stamps_root: Path, media_dir: Path, workers: int = 2,
-                        max_side: int = 512, timeout_s: float = 10.0
-                        ) -> tuple[list[Document], BuildReport]:
+def build_stamps_corpus(
+    stamps_root: Path, media_dir: Path, workers: int = 2, max_side: int = 512, timeout_s: float = 10.0
+) -> tuple[list[Document], BuildReport]:
     """Render every stamp into ``media_dir/stamps`` and return one image document per stamp.
 
     Stamps without a description or whose image cannot be rendered are skipped and counted in the
@@ -97,8 +97,7 @@ def build_stamps_corpus(stamps_root: Path, media_dir: Path, workers: int = 2,
     pngs = [media_png_path(media_dir, "stamps", stamp.rel_stem) for stamp, _ in described]
     jobs = [(stamp.image_path, png) for (stamp, _), png in zip(described, pngs)]
     # Re-rendered every time: 950 small files take seconds, and a stale PNG would be worse.
-    results = render_many(jobs, workers=workers, max_side=max_side, timeout_s=timeout_s,
-                          desc="stamps")
+    results = render_many(jobs, workers=workers, max_side=max_side, timeout_s=timeout_s, desc="stamps")
 
     documents = []
     for (stamp, description), png, ok in zip(described, pngs, results):

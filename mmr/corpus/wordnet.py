@@ -23,15 +23,53 @@ NOUN_DATA_FILE = "data.noun"
 MIN_DEFINITION_WORDS = 4
 
 # The fixed lexicographer file numbers of WordNet 3.0 (the ``lexnames`` file, absent from Debian).
-LEXNAMES = (
-    "adj.all adj.pert adv.all noun.Tops noun.act noun.animal noun.artifact noun.attribute "
-    "noun.body noun.cognition noun.communication noun.event noun.feeling noun.food noun.group "
-    "noun.location noun.motive noun.object noun.person noun.phenomenon noun.plant noun.possession "
-    "noun.process noun.quantity noun.relation noun.shape noun.state noun.substance noun.time "
-    "verb.body verb.change verb.cognition verb.communication verb.competition verb.consumption "
-    "verb.contact verb.creation verb.emotion verb.motion verb.perception verb.possession "
-    "verb.social verb.stative verb.weather adj.ppl"
-).split()
+LEXNAMES = [
+    "adj.all",
+    "adj.pert",
+    "adv.all",
+    "noun.Tops",
+    "noun.act",
+    "noun.animal",
+    "noun.artifact",
+    "noun.attribute",
+    "noun.body",
+    "noun.cognition",
+    "noun.communication",
+    "noun.event",
+    "noun.feeling",
+    "noun.food",
+    "noun.group",
+    "noun.location",
+    "noun.motive",
+    "noun.object",
+    "noun.person",
+    "noun.phenomenon",
+    "noun.plant",
+    "noun.possession",
+    "noun.process",
+    "noun.quantity",
+    "noun.relation",
+    "noun.shape",
+    "noun.state",
+    "noun.substance",
+    "noun.time",
+    "verb.body",
+    "verb.change",
+    "verb.cognition",
+    "verb.communication",
+    "verb.competition",
+    "verb.consumption",
+    "verb.contact",
+    "verb.creation",
+    "verb.emotion",
+    "verb.motion",
+    "verb.perception",
+    "verb.possession",
+    "verb.social",
+    "verb.stative",
+    "verb.weather",
+    "adj.ppl",
+]
 
 _QUOTED = re.compile(r'"([^"]*)"')
 
@@ -131,8 +169,7 @@ def synset_document(synset: Synset) -> Document:
     )
 
 
-def select_synsets(synsets: list[Synset], size: int, seed: int = 0,
-                   prefer_words: Iterable[str] = ()) -> list[Synset]:
+def select_synsets(synsets: list[Synset], size: int, seed: int = 0, prefer_words: Iterable[str] = ()) -> list[Synset]:
     """Deterministic subset: synsets named by a preferred word first, then a seeded sample."""
     prefer = {" ".join(word.lower().split()) for word in prefer_words}
     prefer.discard("")
@@ -151,8 +188,9 @@ def select_synsets(synsets: list[Synset], size: int, seed: int = 0,
     return sorted(chosen, key=lambda s: s.offset)
 
 
-def build_wordnet_corpus(dict_dir: Path, size: int = 5000, seed: int = 0,
-                         prefer_words: Iterable[str] = ()) -> list[Document]:
+def build_wordnet_corpus(
+    dict_dir: Path, size: int = 5000, seed: int = 0, prefer_words: Iterable[str] = ()
+) -> list[Document]:
     """Text documents for ``size`` noun synsets with definitions of at least 4 words."""
     chosen = select_synsets(read_noun_synsets(dict_dir), size, seed, prefer_words)
     return [synset_document(s) for s in chosen]

@@ -53,9 +53,7 @@ class HFTextEncoder(TextEncoder):
         return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
 
     @torch.inference_mode()
-    def encode(
-        self, items: Sequence[str], batch_size: int | None = None, progress: bool | str = False
-    ) -> np.ndarray:
+    def encode(self, items: Sequence[str], batch_size: int | None = None, progress: bool | str = False) -> np.ndarray:
         texts = [text if text and text.strip() else " " for text in items]
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)

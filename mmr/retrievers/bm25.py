@@ -10,8 +10,6 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-
 from mmr.config import BUILD_COMMAND
 from mmr.corpus.format import Corpus
 from mmr.index import IndexMismatchError, IndexParams

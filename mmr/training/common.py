@@ -32,8 +32,13 @@ def minibatches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[n
             yield batch
 
 
-def info_nce(queries: torch.Tensor, documents: torch.Tensor, scale: float | torch.Tensor,
-             groups: Sequence[str] | None = None, symmetric: bool = False) -> torch.Tensor:
+def info_nce(
+    queries: torch.Tensor,
+    documents: torch.Tensor,
+    scale: float | torch.Tensor,
+    groups: Sequence[str] | None = None,
+    symmetric: bool = False,
+) -> torch.Tensor:
     """In-batch InfoNCE; row i's positive is column i. Columns whose example has the same query
     group as row i (e.g. two stamps both described "A flower.") are masked, not punished."""
     logits = scale * queries @ documents.T
@@ -60,9 +65,15 @@ def cosine_with_warmup(optimizer: torch.optim.Optimizer, total_steps: int, warmu
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def mine_hard_negatives(query_vectors: np.ndarray, doc_vectors: np.ndarray, doc_is_image: np.ndarray,
-                        positive_rows: Sequence[int], forbidden: Sequence[set[int]], rng: np.random.Generator,
-                        depth: int = 100) -> tuple[np.ndarray, np.ndarray]:
+def mine_hard_negatives(
+    query_vectors: np.ndarray,
+    doc_vectors: np.ndarray,
+    doc_is_image: np.ndarray,
+    positive_rows: Sequence[int],
+    forbidden: Sequence[set[int]],
+    rng: np.random.Generator,
+    depth: int = 100,
+) -> tuple[np.ndarray, np.ndarray]:
     """One image and one text hard negative per query from the model's own top ``depth``.
 
     Modality-balanced as UniVL-DR and MARVEL do it: drawing negatives from the top list regardless of

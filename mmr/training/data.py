@@ -108,8 +108,9 @@ def _splits(settings: Settings) -> dict[str, str]:
     return json.loads((settings.benchmark_dir / SPLITS_VERSION / "splits.json").read_text())
 
 
-def drop_held_out_duplicates(data: TrainingData, settings: Settings, resources: Resources,
-                             threshold: float = 0.85) -> tuple[TrainingData, list[str]]:
+def drop_held_out_duplicates(
+    data: TrainingData, settings: Settings, resources: Resources, threshold: float = 0.85
+) -> tuple[TrainingData, list[str]]:
     """Remove training images that are (near) copies of a dev or test stamp.
 
     Tux Paint took many stamps from openclipart: the same drawing can sit in both packages, and
@@ -147,8 +148,13 @@ def load_dev_set(settings: Settings) -> DevSet:
     return DevSet(load_collection(settings, "stamps"), load_benchmark(settings.benchmark_dir, "images", "dev"))
 
 
-def mrr_at_10(doc_vectors: np.ndarray, doc_ids: list[str], query_vectors: np.ndarray, qids: list[str],
-              qrels: dict[str, dict[str, int]]) -> float:
+def mrr_at_10(
+    doc_vectors: np.ndarray,
+    doc_ids: list[str],
+    query_vectors: np.ndarray,
+    qids: list[str],
+    qrels: dict[str, dict[str, int]],
+) -> float:
     """Exact MRR@10 by brute force (the dev loop runs it often; ranx checks the same thing at the end)."""
     scores = np.asarray(query_vectors, np.float32) @ np.asarray(doc_vectors, np.float32).T
     top = np.argsort(-scores, axis=1)[:, :10]

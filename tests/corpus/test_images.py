@@ -112,9 +112,11 @@ def test_render_to_png_writes_normalised_png(tmp_path):
 
 @pytest.mark.parametrize(
     "name,content",
-    [("garbage.png", b"certainly not a png"), ("blank.svg", b'<svg xmlns="http://www.w3.org/2000/svg" '
-                                                      b'width="5" height="5"/>'),
-     ("timeout.svg", SVG_HALF_RED)],
+    [
+        ("garbage.png", b"certainly not a png"),
+        ("blank.svg", b'<svg xmlns="http://www.w3.org/2000/svg" width="5" height="5"/>'),
+        ("timeout.svg", SVG_HALF_RED),
+    ],
 )
 def test_render_to_png_reports_failure_without_raising(tmp_path, name, content):
     src, dst = tmp_path / name, tmp_path / "out.png"

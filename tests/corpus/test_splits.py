@@ -22,8 +22,9 @@ def stamp(doc_id: str, text: str) -> Document:
 
 
 def synset(offset: int, lemmas: str, text: str = "a definition long enough here") -> Document:
-    return Document(id=f"wn/{offset:08d}-n", modality="text", text=text,
-                    metadata={"source": "wordnet", "lemmas": lemmas})
+    return Document(
+        id=f"wn/{offset:08d}-n", modality="text", text=text, metadata={"source": "wordnet", "lemmas": lemmas}
+    )
 
 
 # --------------------------------------------------------------------------- split_by_item
@@ -79,8 +80,12 @@ def test_bad_fractions_raise(fractions):
 
 
 def small_corpora():
-    stamps = [stamp("plants/flower1", "A flower."), stamp("plants/flower2", "a  flower"),
-              stamp("plants/flower3", "A Flower!"), stamp("animals/cat", "A cat.")]
+    stamps = [
+        stamp("plants/flower1", "A flower."),
+        stamp("plants/flower2", "a  flower"),
+        stamp("plants/flower3", "A Flower!"),
+        stamp("animals/cat", "A cat."),
+    ]
     stamps += [stamp(f"misc/thing{i}", f"Thing number {i}.") for i in range(60)]
     wordnet = [
         synset(1, "bank, depository financial institution"),

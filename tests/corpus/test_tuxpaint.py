@@ -64,13 +64,11 @@ def test_build_renders_every_stamp_and_skips_bad_ones(stamps_root, tmp_path, wor
     assert report.total == 5 and report.rendered == 4 and report.failed == 1
     assert report.failed_paths == [str(stamps_root / "broken" / "bad.png")]
     by_id = {d.id: d for d in docs}
-    assert sorted(by_id) == ["stamp/animals/cat", "stamp/animals/mammals/dog",
-                             "stamp/plants/rose", "stamp/plants/tree"]
+    assert sorted(by_id) == ["stamp/animals/cat", "stamp/animals/mammals/dog", "stamp/plants/rose", "stamp/plants/tree"]
 
     cat = by_id["stamp/animals/cat"]
     assert cat.modality == "image" and cat.text == "A big cat."
-    assert cat.metadata == {"source": "tuxpaint", "category": "animals", "subcategory": "",
-                            "file": "animals/cat.png"}
+    assert cat.metadata == {"source": "tuxpaint", "category": "animals", "subcategory": "", "file": "animals/cat.png"}
     dog = by_id["stamp/animals/mammals/dog"]
     assert dog.metadata["subcategory"] == "mammals" and dog.metadata["file"].endswith(".svg")
     assert by_id["stamp/plants/tree"].metadata["file"] == "plants/tree.png"

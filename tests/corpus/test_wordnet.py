@@ -17,17 +17,14 @@ HEADER = (
 DOG = (
     "02084071 05 n 03 dog 0 domestic_dog 0 Canis_familiaris 0 002 @ 02083346 n 0000 "
     "@ 01317541 n 0000 | a member of the genus Canis (probably descended from the common wolf) "
-    'that has been domesticated by man since prehistoric times; occurs in many breeds; '
+    "that has been domesticated by man since prehistoric times; occurs in many breeds; "
     '"the dog barked all night"  \n'
 )
 DOMESTIC = (
     "01317541 05 n 02 domestic_animal 0 domesticated_animal 0 001 @ 00015388 n 0000 "
     "| any of various animals that have been tamed and made fit for a human environment  \n"
 )
-LOGIC = (
-    "05664069 09 n 03 logic 1 logical_system 0 system_of_logic 0 001 @ 05661996 n 0000 "
-    "| a system of reasoning  \n"
-)
+LOGIC = "05664069 09 n 03 logic 1 logical_system 0 system_of_logic 0 001 @ 05661996 n 0000 | a system of reasoning  \n"
 SHORT = "09999999 18 n 01 cad 0 000 | a scoundrel  \n"
 QUOTES = (
     "00000001 10 n 01 duty 0 000 | the social force that binds you to the courses of action "
@@ -46,8 +43,7 @@ DOG_SENSE_2 = "00000003 18 n 02 dog 1 frump 0 000 | a dull unattractive unpleasa
 def fake_dict(tmp_path: Path, extra: int = 0) -> Path:
     lines = [HEADER, DOG, DOMESTIC, LOGIC, SHORT, QUOTES, MANY, DOG_SENSE_2]
     lines += [
-        f"{10000000 + i:08d} 06 n 01 thing_{i} 0 000 | an artifact made for test number {i}  \n"
-        for i in range(extra)
+        f"{10000000 + i:08d} 06 n 01 thing_{i} 0 000 | an artifact made for test number {i}  \n" for i in range(extra)
     ]
     (tmp_path / "data.noun").write_text("".join(lines), encoding="utf-8")
     (tmp_path / "index.noun").write_text(
@@ -71,9 +67,7 @@ def test_read_noun_synsets_parses_real_lines(tmp_path):
 
 def test_examples_with_semicolons_and_attributions_are_removed(tmp_path):
     duty = {s.offset: s for s in read_noun_synsets(fake_dict(tmp_path))}[1]
-    assert duty.definition == (
-        "the social force that binds you to the courses of action demanded by that force"
-    )
+    assert duty.definition == ("the social force that binds you to the courses of action demanded by that force")
     assert len(duty.examples) == 2 and duty.examples[1].startswith("every right implies")
 
 
@@ -93,8 +87,12 @@ def test_corpus_documents_hold_definition_not_lemmas(tmp_path):
     dog = docs["wn/02084071-n"]
     assert dog.modality == "text" and "dog" not in dog.text.lower().split()
     assert '"' not in dog.text
-    assert dog.metadata == {"source": "wordnet", "lemmas": "dog, domestic dog, Canis familiaris",
-                            "lexname": "noun.animal", "category": "animal"}
+    assert dog.metadata == {
+        "source": "wordnet",
+        "lemmas": "dog, domestic dog, Canis familiaris",
+        "lexname": "noun.animal",
+        "category": "animal",
+    }
 
 
 def test_preferred_words_come_first_then_seeded_sample(tmp_path):

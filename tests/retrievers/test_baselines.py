@@ -11,8 +11,11 @@ from mmr.retrievers.zeroshot import VerbalisationRetriever
 from mmr.types import Document, Query
 
 STAMPS = Path("/usr/share/tuxpaint/stamps")
-PICKS = {"pineapple": "food/fruit/pineapple.png", "frog": "animals/amphibians/frog.png",
-         "apple": "food/fruit/apple_red.png"}
+PICKS = {
+    "pineapple": "food/fruit/pineapple.png",
+    "frog": "animals/amphibians/frog.png",
+    "apple": "food/fruit/apple_red.png",
+}
 
 pytestmark = pytest.mark.models
 
@@ -46,8 +49,10 @@ def test_zero_shot_text_query_reaches_images_and_texts(corpus, real_resources, t
 
 def test_bm25_reads_verbalisations_not_captions(real_resources, tmp_path):
     # The caption says "engine"; BM25 must not find the image through it.
-    docs = (Document("img/frog", "image", "engine engine", str(STAMPS / PICKS["frog"])),
-            Document("txt/engine", "text", "a machine that converts fuel into motion engine"))
+    docs = (
+        Document("img/frog", "image", "engine engine", str(STAMPS / PICKS["frog"])),
+        Document("txt/engine", "text", "a machine that converts fuel into motion engine"),
+    )
     retriever = BM25Retriever.build(Corpus("c", docs), real_resources, tmp_path / "idx")
     assert [h.doc_id for h in retriever.search(Query(text="engine"), k=5)] == ["txt/engine"]
     assert retriever.search(Query(text="zzzunknownword the of"), k=5) == []

@@ -1,7 +1,7 @@
 """Gradio entry point (what Hugging Face Spaces runs). Importing it loads nothing heavy.
 
-    python app.py                 # serve on 127.0.0.1:7860 (GRADIO_SERVER_NAME/PORT override)
-    build_demo(load_resources())  # the Blocks, for tests and embedding
+python app.py                 # serve on 127.0.0.1:7860 (GRADIO_SERVER_NAME/PORT override)
+build_demo(load_resources())  # the Blocks, for tests and embedding
 """
 
 from __future__ import annotations
@@ -20,18 +20,34 @@ def build_demo(resources):
     """The whole app as a ``gr.Blocks``, wired to already loaded ``resources`` (webui.context)."""
     import gradio as gr
 
+    from mmr.judging import JudgingService
+    from webui.analysis_tab import build_analysis_tab
     from webui.api import register_api
+    from webui.judge_tab import build_judge_tab
+    from webui.judging_api import register_judging_api
     from webui.search_tab import build_search_tab
 
+    judging = JudgingService(resources.service, resources.store.judgments, resources.settings.uploads_dir)
+
     with gr.Blocks(title="mmr: compare multimodal retrievers") as demo:
-        gr.Markdown("# mmr · compare multimodal retrievers\nType a query or drop an image, pick retrievers, "
-                    "grade what they return (0 = not relevant … 3 = perfect). Every grade is saved at once.")
+        gr.Markdown(
+            "# mmr · compare multimodal retrievers\nType a query or drop an image, pick retrievers, "
+            "grade what they return (0 = not relevant … 3 = perfect). Every grade is saved at once."
+        )
         problems = [f"{name} on {coll}: {why}" for (name, coll), why in resources.service.load_errors.items()]
         if problems:
             gr.Markdown("⚠️ Not loaded: " + "; ".join(problems))
         with gr.Tab("Search"):
             build_search_tab(resources)
+        with gr.Tab("Judge (blind)", elem_id="tab-judge") as judge_tab:
+            judge_session = build_judge_tab(demo, resources, judging)
+        with gr.Tab("Analysis", elem_id="tab-analysis") as analysis_tab:
+            analysis_session = build_analysis_tab(judging)
+        # Sessions made in one tab (or by another rater) show up in the other's list when it is opened.
+        for tab, dropdown in ((judge_tab, judge_session), (analysis_tab, analysis_session)):
+            tab.select(lambda: gr.Dropdown(choices=judging.session_names()), None, dropdown, api_visibility="private")
         register_api(resources)
+        register_judging_api(resources, judging)
     return demo
 
 
@@ -39,7 +55,9 @@ def main() -> None:
     import gradio as gr  # noqa: F401  (fail early with a clear ImportError if the UI extra is missing)
 
     from mmr.config import Settings
+    from webui.analysis_tab import ANALYSIS_CSS
     from webui.context import load_resources
+    from webui.judge_tab import JUDGE_CSS
 
     settings = Settings()
     if os.environ.get("MMR_BUILD_ON_START") == "1" or os.environ.get("SPACE_ID"):
@@ -53,7 +71,7 @@ def main() -> None:
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         max_file_size="10mb",
         allowed_paths=[str(settings.index_store), str(settings.uploads_dir)],
-        css=CSS,
+        css=CSS + JUDGE_CSS + ANALYSIS_CSS,
     )
 
 

@@ -1,28 +1,24 @@
-"""RatingStore: the one door to the ratings database.
+"""RatingStore: the one door to the ratings database (and, through ``.judgments``, to blind judging).
 
 SQLite in WAL mode so that readers (the analysis tab) never block raters, a busy timeout so that
 concurrent writers wait instead of failing, and one committed transaction per rating so that a
-restart loses nothing that was acknowledged.
+restart loses nothing that was acknowledged. The schema is upgraded at open (migrations.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 
-from sqlalchemy import create_engine, event, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mmr.store.schema import SCHEMA_VERSION, Base, QueryRecord, Rating, SchemaInfo, utcnow
-
-GRADES = (0, 1, 2, 3)
-
-
-class SchemaVersionError(RuntimeError):
-    pass
+from mmr.store.database import sqlite_engine, writer
+from mmr.store.judgments import JudgmentStore
+from mmr.store.migrations import upgrade
+from mmr.store.schema import GRADES, QueryRecord, Rating, ensure_query
 
 
 @dataclass(frozen=True)
@@ -42,63 +38,59 @@ class RatingRow:
     grade: int
 
 
-def _sqlite_engine(db_path: Path) -> Engine:
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(f"sqlite:///{db_path}", connect_args={"timeout": 30, "check_same_thread": False})
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_connection, _record):
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across process crashes
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    return engine
-
-
 class RatingStore:
     def __init__(self, db_path: Path):
         self.db_path = Path(db_path)
-        self.engine = _sqlite_engine(self.db_path)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.engine = sqlite_engine(self.db_path)
+        self._sessions = sessionmaker(writer(self.engine), expire_on_commit=False)
         self._initialise()
 
     def _initialise(self) -> None:
-        Base.metadata.create_all(self.engine)
-        with self._sessions.begin() as session:
-            info = session.get(SchemaInfo, 1)
-            if info is None:
-                session.add(SchemaInfo(id=1, version=SCHEMA_VERSION))
-            elif info.version != SCHEMA_VERSION:
-                raise SchemaVersionError(
-                    f"{self.db_path} has schema version {info.version}, this code expects {SCHEMA_VERSION}; "
-                    "migrate it with `python -m mmr db-upgrade` or point MMR_DB at a new file"
-                )
+        self.upgraded_from = upgrade(self.engine, self.db_path)
 
-    def query_id(self, key: str, text: str | None = None, image_sha: str | None = None,
-                 image_path: str | None = None) -> int:
+    @cached_property
+    def judgments(self) -> JudgmentStore:
+        """Blind pooled judging (sessions, pools, judgments) in the same database."""
+        return JudgmentStore(self.engine)
+
+    def query_id(
+        self, key: str, text: str | None = None, image_sha: str | None = None, image_path: str | None = None
+    ) -> int:
         """Id of the query with this key, created on first sight (atomically, across processes)."""
-        insert = (
-            sqlite_insert(QueryRecord)
-            .values(key=key, text=text, image_sha=image_sha, image_path=image_path, created_at=utcnow())
-            .on_conflict_do_nothing(index_elements=["key"])
-        )
         with self._sessions.begin() as session:
-            session.execute(insert)
-            return session.scalar(select(QueryRecord.id).where(QueryRecord.key == key))
+            return ensure_query(session, key, text, image_sha, image_path)
 
-    def add_rating(self, *, session_id: str, query_key: str, retriever: str, doc_id: str, rank: int,
-                   score: float, grade: int, collection: str, rater: str | None = None,
-                   query_text: str | None = None, image_sha: str | None = None,
-                   image_path: str | None = None) -> int:
+    def add_rating(
+        self,
+        *,
+        session_id: str,
+        query_key: str,
+        retriever: str,
+        doc_id: str,
+        rank: int,
+        score: float,
+        grade: int,
+        collection: str,
+        rater: str | None = None,
+        query_text: str | None = None,
+        image_sha: str | None = None,
+        image_path: str | None = None,
+    ) -> int:
         if grade not in GRADES:
             raise ValueError(f"grade must be one of {GRADES}, got {grade!r}")
         qid = self.query_id(query_key, query_text, image_sha, image_path)
         with self._sessions.begin() as session:
-            rating = Rating(session_id=session_id, rater=rater, query_id=qid, collection=collection,
-                            retriever=retriever, doc_id=doc_id, rank=int(rank), score=float(score),
-                            grade=int(grade))
+            rating = Rating(
+                session_id=session_id,
+                rater=rater,
+                query_id=qid,
+                collection=collection,
+                retriever=retriever,
+                doc_id=doc_id,
+                rank=int(rank),
+                score=float(score),
+                grade=int(grade),
+            )
             session.add(rating)
             session.flush()
             return rating.id
@@ -110,14 +102,27 @@ class RatingStore:
         with Session(self.engine) as session:
             rows = session.execute(statement.order_by(Rating.id)).all()
         return [
-            RatingRow(r.id, r.created_at, r.session_id, r.rater, q.key, q.text, q.image_sha, r.collection,
-                      r.retriever, r.doc_id, r.rank, r.score, r.grade)
+            RatingRow(
+                r.id,
+                r.created_at,
+                r.session_id,
+                r.rater,
+                q.key,
+                q.text,
+                q.image_sha,
+                r.collection,
+                r.retriever,
+                r.doc_id,
+                r.rank,
+                r.score,
+                r.grade,
+            )
             for r, q in rows
         ]
 
     def count(self) -> int:
         with Session(self.engine) as session:
-            return len(session.scalars(select(Rating.id)).all())
+            return session.scalar(select(func.count(Rating.id)))
 
     def close(self) -> None:
         self.engine.dispose()

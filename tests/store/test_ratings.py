@@ -7,8 +7,18 @@ from mmr.store import RatingStore, SchemaVersionError
 
 
 def _rate(store, doc="d1", grade=2, key="text:cat", retriever="bm25"):
-    return store.add_rating(session_id="s1", query_key=key, query_text=key[5:], retriever=retriever, doc_id=doc,
-                            rank=1, score=0.5, grade=grade, collection="stamps", rater="ann")
+    return store.add_rating(
+        session_id="s1",
+        query_key=key,
+        query_text=key[5:],
+        retriever=retriever,
+        doc_id=doc,
+        rank=1,
+        score=0.5,
+        grade=grade,
+        collection="stamps",
+        rater="ann",
+    )
 
 
 def test_rating_survives_reopen(tmp_path):

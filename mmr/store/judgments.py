@@ -1,0 +1,278 @@
+"""JudgmentStore: judging sessions, the rankings each pool was built from, and the judgments.
+
+A judgment is keyed by (query, doc, rater) and written with an upsert: re-grading replaces the
+grade, and a client that retries after a lost answer (a restart, a dropped connection) writes the
+same row again instead of a second one. Every write is one committed transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from mmr.store.database import writer
+from mmr.store.schema import (
+    GRADES,
+    JudgingSession,
+    Judgment,
+    QueryRecord,
+    SessionQuery,
+    ShownDocument,
+    ensure_query,
+    utcnow,
+)
+
+
+class SessionExistsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    id: int
+    name: str
+    collection: str
+    retrievers: tuple[str, ...]
+    k: int
+    seed: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class SessionQueryInfo:
+    id: int
+    session_id: int
+    position: int
+    qid: str
+    query_id: int
+    query_key: str
+    text: str | None
+    image_sha: str | None
+    image_path: str | None
+
+
+@dataclass(frozen=True)
+class ShownRow:
+    qid: str
+    retriever: str
+    rank: int
+    doc_id: str
+    score: float
+
+
+@dataclass(frozen=True)
+class JudgmentRow:
+    id: int
+    query_id: int
+    query_key: str
+    doc_id: str
+    rater: str
+    grade: int | None  # None: could not judge
+    session_id: int | None  # None: imported
+    updated_at: datetime
+
+
+def check_grade(grade: int | None) -> int | None:
+    if grade is not None and grade not in GRADES:
+        raise ValueError(f"grade must be one of {GRADES} or None (can't judge), got {grade!r}")
+    return grade
+
+
+def _session_info(row: JudgingSession) -> SessionInfo:
+    return SessionInfo(
+        row.id, row.name, row.collection, tuple(row.retrievers.split(",")), row.k, row.seed, row.created_at
+    )
+
+
+def _query_info(entry: SessionQuery, query: QueryRecord) -> SessionQueryInfo:
+    return SessionQueryInfo(
+        entry.id,
+        entry.session_id,
+        entry.position,
+        entry.qid,
+        query.id,
+        query.key,
+        query.text,
+        query.image_sha,
+        query.image_path,
+    )
+
+
+def _upsert(session: Session, query_id: int, doc_id: str, rater: str, grade: int | None, session_id: int | None) -> int:
+    now = utcnow()
+    statement = sqlite_insert(Judgment).values(
+        query_id=query_id,
+        doc_id=doc_id,
+        rater=rater,
+        grade=grade,
+        session_id=session_id,
+        created_at=now,
+        updated_at=now,
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["query_id", "doc_id", "rater"],
+        set_={
+            "grade": statement.excluded.grade,
+            "session_id": statement.excluded.session_id,
+            "updated_at": statement.excluded.updated_at,
+        },
+    ).returning(Judgment.id)
+    return session.scalar(statement)
+
+
+class JudgmentStore:
+    def __init__(self, engine: Engine):
+        self._read = sessionmaker(engine)
+        self._write = sessionmaker(writer(engine), expire_on_commit=False)
+
+    # ----------------------------------------------------------------------------- sessions
+
+    def create_session(self, name: str, collection: str, retrievers: Iterable[str], k: int, seed: str) -> SessionInfo:
+        with self._write.begin() as session:
+            if session.scalar(select(JudgingSession.id).where(JudgingSession.name == name)) is not None:
+                raise SessionExistsError(f"a session named {name!r} exists already; open it or pick another name")
+            row = JudgingSession(
+                name=name,
+                collection=collection,
+                retrievers=",".join(retrievers),
+                k=int(k),
+                seed=seed,
+                created_at=utcnow(),
+            )
+            session.add(row)
+            session.flush()
+            return _session_info(row)
+
+    def session(self, name: str) -> SessionInfo | None:
+        with self._read() as session:
+            row = session.scalar(select(JudgingSession).where(JudgingSession.name == name))
+            return _session_info(row) if row else None
+
+    def sessions(self) -> list[SessionInfo]:
+        with self._read() as session:
+            return [_session_info(row) for row in session.scalars(select(JudgingSession).order_by(JudgingSession.id))]
+
+    # ------------------------------------------------------------------------------ queries
+
+    def add_query(
+        self,
+        session_id: int,
+        key: str,
+        text: str | None = None,
+        image_sha: str | None = None,
+        image_path: str | None = None,
+        qid: str | None = None,
+    ) -> tuple[SessionQueryInfo, bool]:
+        """Append a query to a session; returns it and whether it was new (a query is in a session once)."""
+        with self._write.begin() as session:
+            query_id = ensure_query(session, key, text, image_sha, image_path)
+            query = session.get(QueryRecord, query_id)
+            existing = session.scalar(
+                select(SessionQuery).where(SessionQuery.session_id == session_id, SessionQuery.query_id == query_id)
+            )
+            if existing is not None:
+                return _query_info(existing, query), False
+            taken = set(session.scalars(select(SessionQuery.qid).where(SessionQuery.session_id == session_id)))
+            if qid in taken:
+                raise ValueError(f"qid {qid!r} already names another query of this session")
+            position = 1 + session.scalar(
+                select(func.coalesce(func.max(SessionQuery.position), 0)).where(SessionQuery.session_id == session_id)
+            )
+            number = position
+            while not qid:
+                qid = f"q{number}" if f"q{number}" not in taken else None
+                number += 1
+            entry = SessionQuery(session_id=session_id, query_id=query_id, position=position, qid=qid)
+            session.add(entry)
+            session.flush()
+            return _query_info(entry, query), True
+
+    def session_queries(self, session_id: int) -> list[SessionQueryInfo]:
+        statement = (
+            select(SessionQuery, QueryRecord)
+            .join(QueryRecord, SessionQuery.query_id == QueryRecord.id)
+            .where(SessionQuery.session_id == session_id)
+            .order_by(SessionQuery.position)
+        )
+        with self._read() as session:
+            return [_query_info(entry, query) for entry, query in session.execute(statement)]
+
+    # ------------------------------------------------------------------------- shown rankings
+
+    def save_shown(self, session_query_id: int, hits: Iterable[tuple[str, int, str, float]]) -> None:
+        """Keep (retriever, rank, doc_id, score) rows; the first pool saved for a query stays."""
+        rows = [
+            {
+                "session_query_id": session_query_id,
+                "retriever": r,
+                "rank": int(rank),
+                "doc_id": d,
+                "score": float(score),
+            }
+            for r, rank, d, score in hits
+        ]
+        if not rows:
+            return
+        with self._write.begin() as session:
+            if session.scalar(select(ShownDocument.id).where(ShownDocument.session_query_id == session_query_id)):
+                return  # another rater built this pool first: theirs is the one everybody judges
+            session.execute(sqlite_insert(ShownDocument).values(rows).on_conflict_do_nothing())
+
+    def shown(self, session_id: int, session_query_id: int | None = None) -> list[ShownRow]:
+        """The kept rankings of a session (or of one of its queries), by query, retriever and rank."""
+        statement = (
+            select(SessionQuery.qid, ShownDocument)
+            .join(ShownDocument, ShownDocument.session_query_id == SessionQuery.id)
+            .where(SessionQuery.session_id == session_id)
+            .order_by(SessionQuery.position, ShownDocument.retriever, ShownDocument.rank)
+        )
+        if session_query_id is not None:
+            statement = statement.where(SessionQuery.id == session_query_id)
+        with self._read() as session:
+            return [
+                ShownRow(qid, row.retriever, row.rank, row.doc_id, row.score) for qid, row in session.execute(statement)
+            ]
+
+    # ----------------------------------------------------------------------------- judgments
+
+    def upsert(self, query_id: int, doc_id: str, rater: str, grade: int | None, session_id: int | None = None) -> int:
+        """Store ``rater``'s grade of ``doc_id`` for the query (None: can't judge); returns the row id."""
+        if not rater:
+            raise ValueError("a judgment needs a rater name or token")
+        check_grade(grade)
+        with self._write.begin() as session:
+            return _upsert(session, query_id, doc_id, rater, grade, session_id)
+
+    def upsert_many(self, rows: Iterable[tuple[int, str, str, int | None]], session_id: int | None = None) -> int:
+        """(query_id, doc_id, rater, grade) rows in one transaction: an import lands whole or not at all."""
+        rows = [(q, d, r, check_grade(g)) for q, d, r, g in rows]
+        with self._write.begin() as session:
+            for query_id, doc_id, rater, grade in rows:
+                _upsert(session, query_id, doc_id, rater, grade, session_id)
+        return len(rows)
+
+    def query_ids(self, keys: Iterable[tuple[str, str | None]]) -> dict[str, int]:
+        """key -> id for (key, text) pairs, creating the queries not seen before."""
+        with self._write.begin() as session:
+            return {key: ensure_query(session, key, text) for key, text in keys}
+
+    def judgments(self, query_ids: Collection[int] | None = None, rater: str | None = None) -> list[JudgmentRow]:
+        statement = select(Judgment, QueryRecord.key).join(QueryRecord, Judgment.query_id == QueryRecord.id)
+        if query_ids is not None:
+            statement = statement.where(Judgment.query_id.in_(list(query_ids)))
+        if rater is not None:
+            statement = statement.where(Judgment.rater == rater)
+        with self._read() as session:
+            return [
+                JudgmentRow(j.id, j.query_id, key, j.doc_id, j.rater, j.grade, j.session_id, j.updated_at)
+                for j, key in session.execute(statement.order_by(Judgment.id))
+            ]
+
+    def count(self) -> int:
+        with self._read() as session:
+            return session.scalar(select(func.count(Judgment.id)))

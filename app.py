@@ -34,9 +34,15 @@ def build_demo(resources):
             "# mmr · compare multimodal retrievers\nType a query or drop an image, pick retrievers, "
             "grade what they return (0 = not relevant … 3 = perfect). Every grade is saved at once."
         )
-        problems = [f"{name} on {coll}: {why}" for (name, coll), why in resources.service.load_errors.items()]
-        if problems:
-            gr.Markdown("⚠️ Not loaded: " + "; ".join(problems))
+        if resources.service.load_errors:
+            missing = sorted({name for name, _ in resources.service.load_errors})
+            with gr.Accordion(f"Not loaded: {', '.join(missing)} (open for why and the command to fix it)", open=False):
+                gr.Markdown(
+                    "\n".join(
+                        f"- **{name}** on `{coll}`: {why}"
+                        for (name, coll), why in sorted(resources.service.load_errors.items())
+                    )
+                )
         with gr.Tab("Search"):
             build_search_tab(resources)
         with gr.Tab("Judge (blind)", elem_id="tab-judge") as judge_tab:

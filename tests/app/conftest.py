@@ -55,7 +55,7 @@ class RunningApp:
     def db_path(self) -> Path:
         return self.data_dir / "ratings.sqlite"
 
-    def start(self, timeout: float = 120) -> None:
+    def start(self, timeout: float = 300) -> None:  # generous: model loading on a busy 2-core CI machine
         env = {
             **os.environ,
             "MMR_DATA_DIR": str(self.data_dir),

@@ -5,6 +5,7 @@ Numbers come from this module only; tests never assert on time.
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from dataclasses import dataclass
@@ -89,9 +90,12 @@ def measure_latency(
 
 
 def machine_line() -> str:
+    # The load average is part of the result: on a shared 2-core machine it moves latencies a lot.
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     return (
-        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-        f"torch {torch.__version__}, device {'cuda' if torch.cuda.is_available() else 'cpu'}"
+        f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}, device {'cuda' if torch.cuda.is_available() else 'cpu'}, "
+        f"load average (1, 5, 15 min) at the end: {load}"
     )
 
 

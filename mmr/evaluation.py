@@ -30,13 +30,24 @@ class RetrieverScores:
 
 
 def make_run(
-    retriever: Retriever, queries: Mapping[str, str], depth: int = RUN_DEPTH, progress: str | bool = False
+    retriever: Retriever,
+    queries: Mapping[str, str],
+    depth: int = RUN_DEPTH,
+    progress: str | bool = False,
+    batch_size: int = 64,
 ) -> dict[str, dict[str, float]]:
     """qid -> {doc_id: score}. A query the retriever has no answer for gets an empty ranking."""
     items = list(queries.items())
+    starts = range(0, len(items), batch_size)
     if progress:
-        items = tqdm(items, desc=progress if isinstance(progress, str) else "queries", unit="q")
-    return {qid: {hit.doc_id: hit.score for hit in retriever.search(Query(text=text), depth)} for qid, text in items}
+        starts = tqdm(starts, desc=progress if isinstance(progress, str) else "queries", unit="batch")
+    run: dict[str, dict[str, float]] = {}
+    for start in starts:
+        chunk = items[start : start + batch_size]
+        results = retriever.search_many([Query(text=text) for _, text in chunk], depth)
+        for (qid, _), hits in zip(chunk, results, strict=True):
+            run[qid] = {hit.doc_id: hit.score for hit in hits}
+    return run
 
 
 def _ranx_inputs(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mapping[str, float]]):

@@ -15,6 +15,9 @@ class FixedRetriever:
     def search(self, query, k=10):
         return [Hit(doc, 1.0 / rank, rank) for rank, doc in enumerate(self.rankings.get(query.text, []), 1)][:k]
 
+    def search_many(self, queries, k=10):
+        return [self.search(query, k) for query in queries]
+
 
 def test_metrics_match_hand_computed_values():
     corpus = Corpus(

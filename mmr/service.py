@@ -55,7 +55,12 @@ class SearchService:
         }
         service = cls(resources, collections)
         for name in retriever_names or list(RETRIEVERS):
-            retriever_class = retriever_spec(name).retriever_class()
+            try:
+                retriever_class = retriever_spec(name).retriever_class()
+            except ImportError as err:  # a method's optional dependency is missing: leave it out, say why
+                for collection_name in collections:
+                    service.load_errors[(name, collection_name)] = f"cannot import {name}: {err}"
+                continue
             for collection_name, corpus in collections.items():
                 folder = index_folder(settings, name, collection_name)
                 try:

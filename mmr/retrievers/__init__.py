@@ -37,6 +37,62 @@ RETRIEVERS: dict[str, RetrieverSpec] = {
         trained=False,
         description="softmax-weighted ImageNet class names embedded by MiniLM; no training",
     ),
+    "lsr": RetrieverSpec(
+        "mmr.methods.lsr:LSRRetriever",
+        "Dense2Sparse LSR",
+        "Dense2Sparse LSR",
+        trained=True,
+        description="a frozen dense retriever's vectors mapped to MiniLM vocabulary weights; Seismic inverted index",
+        trainer="mmr.methods.lsr:train",
+    ),
+    "dense-inbatch": RetrieverSpec(
+        "mmr.methods.univl_dr:DenseInBatchRetriever",
+        "Dense, in-batch only (DPR-style)",
+        "CLIP-DPR",
+        trained=True,
+        description="UniVL-DR's stage 1 alone: MiniLM + projected image features, in-batch negatives",
+        trainer="mmr.methods.univl_dr:train_inbatch",
+    ),
+    "univl-dr": RetrieverSpec(
+        "mmr.methods.univl_dr:UniVLDRRetriever",
+        "UniVL-DR",
+        "UniVL-DR",
+        trained=True,
+        description="image + class-name verbalisation summed; modality-balanced hard negatives after in-batch",
+        trainer="mmr.methods.univl_dr:train",
+    ),
+    "procrustes": RetrieverSpec(
+        "mmr.methods.procrustes:ProcrustesRetriever",
+        "Procrustes / least squares",
+        "Procrustes / least squares",
+        trained=True,
+        description="closed-form linear map between frozen MiniLM and EfficientNet features; no gradient steps",
+        trainer="mmr.methods.procrustes:train",
+    ),
+    "procrustes-gmlp": RetrieverSpec(
+        "mmr.methods.gmlp:ProcrustesGmlpRetriever",
+        "Procrustes + gMLP (contrastive)",
+        "Procrustes / least squares",
+        trained=True,
+        description="the closed-form map tuned with InfoNCE, plus a gMLP branch over the 7x7 image grid",
+        trainer="mmr.methods.gmlp:train",
+    ),
+    "marvel": RetrieverSpec(
+        "mmr.methods.marvel:MarvelRetriever",
+        "MARVEL",
+        "MARVEL",
+        trained=True,
+        description="image grid cells as visual tokens between <im_start>/<im_end> inside MiniLM; 4-stage training",
+        trainer="mmr.methods.marvel:train",
+    ),
+    "ciea": RetrieverSpec(
+        "mmr.methods.ciea:CieaRetriever",
+        "CIEA",
+        "CIEA",
+        trained=True,
+        description="MARVEL + complementary-information extractor; image caption = its ImageNet class names",
+        trainer="mmr.methods.ciea:train",
+    ),
 }
 
 
@@ -55,4 +111,12 @@ def retriever_spec(name: str) -> RetrieverSpec:
     return RETRIEVERS[name]
 
 
-__all__ = ["RETRIEVERS", "Resources", "Retriever", "RetrieverSpec", "UnknownRetrieverError", "retriever_spec", "train_function"]
+__all__ = [
+    "RETRIEVERS",
+    "Resources",
+    "Retriever",
+    "RetrieverSpec",
+    "UnknownRetrieverError",
+    "retriever_spec",
+    "train_function",
+]

@@ -1,0 +1,264 @@
+"""CIEA (zengdlong/CIEA, a MARVEL fork): MARVEL's visual tokens plus a complementary-information extractor.
+
+The extractor weights each projected patch by ``w = 1 - max_j (cos(patch, caption token j) + 1) / 2``:
+patches the caption already says get w ~ 0, patches unlike every caption word get w ~ 1. One transformer
+layer then attends over the patches with logits scaled by ``w_i * w_j`` (w^2 on the diagonal: what
+weighting both patches by w before a bias-free dot product gives) and keys with w < 1e-5 masked out;
+its outputs replace the patches. A second loss (weight 0.1) ties the query, with the caption's tokens
+removed, to the image-only embedding of its positive image.
+
+Adaptation to this benchmark, where an image document has no caption (the stamp's description is the
+query): the caption of an image is its *verbalisation*, the top ImageNet-1k class names of its own
+logits, derived from the image alone at training and at indexing time alike. It is appended after
+``<im_end>`` as MARVEL/CIEA append a caption, and it is what the extractor compares patches with, so the
+visual tokens are pushed to carry what the class names miss. "The query with the caption's tokens
+removed" is then the query minus the wordpieces of its positive image's verbalisation: for an
+image-caption pair that is the part of the caption the class names do not explain, which the image
+alone must match. Examples left with no content word are skipped by that loss. Without any caption
+(e.g. the image-only documents of the second loss) every weight is 1.
+
+CIEA starts from the trained MARVEL model (``python -m mmr train marvel``) when it exists, as CIEA
+fine-tunes MARVEL; otherwise from MiniLM, running every stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmr.config import Settings
+from mmr.methods import marvel
+from mmr.methods.visual_states import LayerStates, TrainingTable, grid_rows, load_tables
+from mmr.methods.visual_tokens import VisualTokenDualEncoder, VisualTokenEncoder, load_saved
+from mmr.methods.visual_training import StageSettings, StageTrainer
+from mmr.retrievers.base import Resources
+from mmr.index import IndexMismatchError
+from mmr.retrievers.trained import TrainedDenseRetriever, model_fingerprint
+from mmr.training.common import Manifest, info_nce, seed_everything
+
+log = logging.getLogger(__name__)
+
+NAME = "ciea"
+CAPTION_WORDS = 5  # top ImageNet classes in an image's verbalisation (5 scored best on dev, frozen MiniLM)
+EXTRA_LOSS_WEIGHT = 0.1  # CIEA's lambda
+STAGES = StageSettings(
+    batch_size=64,
+    visual_lr=5e-4,
+    visual_epochs=0.5,
+    lm_lr=5e-5,
+    dpr_epochs=1.0,
+    ance_epochs=1.0,
+    trainable_layers=2,
+)
+
+
+class ComplementExtractor(nn.Module):
+    """CIEA's extractor: one transformer layer over the patches, attention shaped by complement weights."""
+
+    def __init__(self, hidden: int, heads: int, threshold: float = 1e-5):
+        super().__init__()
+        self.heads, self.threshold = heads, threshold
+        self.norm1, self.norm2 = nn.LayerNorm(hidden), nn.LayerNorm(hidden)
+        self.qkv = nn.Linear(hidden, 3 * hidden)
+        self.out = nn.Linear(hidden, hidden)
+        self.ffn = nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.GELU(), nn.Linear(4 * hidden, hidden))
+        # Zero output projections make the layer the identity at first: CIEA starts exactly at MARVEL.
+        for layer in (self.out, self.ffn[-1]):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    @staticmethod
+    def complement_weights(patches: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor) -> torch.Tensor:
+        """(b, P): 1 - the best (cos + 1) / 2 of each patch against the caption's words; 1 with no words."""
+        if words.shape[1] == 0:
+            return patches.new_ones(patches.shape[:2])
+        cos = F.normalize(patches, dim=-1) @ F.normalize(words, dim=-1).transpose(1, 2)
+        similarity = ((cos + 1) / 2).masked_fill(~word_mask.bool().unsqueeze(1), 0.0)
+        return 1 - similarity.max(dim=-1).values
+
+    def attention(self, x: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Multi-head self-attention with logits scaled by w_i w_j and keys of w < threshold masked
+        (a patch always sees itself, so no row is left empty). Returns (output, probabilities)."""
+        b, p, h = x.shape
+        q, k, v = (t.view(b, p, self.heads, h // self.heads).transpose(1, 2) for t in self.qkv(x).chunk(3, dim=-1))
+        logits = q @ k.transpose(-1, -2) / math.sqrt(h // self.heads)
+        logits = logits * (weights.unsqueeze(2) * weights.unsqueeze(1)).unsqueeze(1)
+        keep = (weights >= self.threshold).unsqueeze(1) | torch.eye(p, dtype=torch.bool)
+        probabilities = logits.masked_fill(~keep.unsqueeze(1), float("-inf")).softmax(dim=-1)
+        output = (probabilities @ v).transpose(1, 2).reshape(b, p, h)
+        return self.out(output), probabilities
+
+    def forward(self, patches: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor) -> torch.Tensor:
+        weights = self.complement_weights(patches, words, word_mask)
+        hidden = patches + self.attention(self.norm1(patches), weights)[0]
+        return hidden + self.ffn(self.norm2(hidden))
+
+
+def verbalise(logits: np.ndarray, top: int = CAPTION_WORDS) -> list[str]:
+    """An image's caption from the image alone: its ``top`` ImageNet class names, most likely first."""
+    from mmr.encoders.verbaliser import imagenet_class_names
+
+    names = imagenet_class_names()
+    order = np.argsort(-np.atleast_2d(logits), axis=-1)[:, :top]
+    return [", ".join(names[i] for i in row) for row in order]
+
+
+def residual_ids(query: str, caption: str, tokenizer) -> list[int] | None:
+    """The query's wordpieces minus those of the caption; None when no content word (3+ letters) is left."""
+    removed = set(tokenizer(caption, add_special_tokens=False)["input_ids"])
+    kept = [i for i in tokenizer(query, add_special_tokens=False)["input_ids"] if i not in removed]
+    words = tokenizer.convert_ids_to_tokens(kept)
+    return kept if any(len(w.strip("#")) >= 3 and w.strip("#").isalpha() for w in words) else None
+
+
+class ResidualQueryLoss:
+    """CIEA's second loss: residual query vs the image-only embedding of its positive image."""
+
+    def __init__(
+        self,
+        table: TrainingTable,
+        captions: list[str],
+        tokenizer,
+        weight: float = EXTRA_LOSS_WEIGHT,
+        max_length: int = 64,
+    ):
+        self.table, self.weight, self.tokenizer = table, weight, tokenizer
+        self.residuals: dict[int, list[int]] = {}
+        for example in table.image_examples():
+            ids = residual_ids(table.queries[example], captions[table.positives[example]], tokenizer)
+            if ids:
+                self.residuals[int(example)] = ids[: max_length - 2]
+        self.order = {example: i for i, example in enumerate(self.residuals)}
+        self._fixed: torch.Tensor | None = None
+        self._states: tuple[LayerStates, LayerStates] | None = None
+        log.info(
+            "ciea: %d of %d image examples keep words beyond their verbalisation",
+            len(self.residuals),
+            len(table.image_examples()),
+        )
+
+    def query_inputs(self, model: VisualTokenEncoder, examples) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = [[self.tokenizer.cls_token_id, *self.residuals[int(e)], self.tokenizer.sep_token_id] for e in examples]
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([r + [self.tokenizer.pad_token_id] * (width - len(r)) for r in rows])
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+        return model.word_embeddings(ids), mask
+
+    def _valid(self, batch) -> list[int]:
+        return [int(e) for e in batch if int(e) in self.residuals]
+
+    def _loss(self, queries: torch.Tensor, docs: torch.Tensor, valid: list[int], model) -> torch.Tensor:
+        groups = [self.table.groups[e] for e in valid]
+        return self.weight * info_nce(queries, docs, model.scale(), groups)
+
+    def visual_loss(self, trainer: StageTrainer, batch) -> torch.Tensor | float:
+        """Stage 1: the language model is frozen, so the residual queries are embedded once."""
+        model, valid = trainer.model, self._valid(batch)
+        if len(valid) < 2:
+            return 0.0
+        if self._fixed is None:
+            with torch.no_grad():
+                examples = list(self.residuals)
+                self._fixed = torch.cat(
+                    [
+                        model.embed(*self.query_inputs(model, examples[i : i + 128]))
+                        for i in range(0, len(examples), 128)
+                    ]
+                )
+        queries = self._fixed[[self.order[e] for e in valid]]
+        docs = model.embed(*model.image_inputs(grid_rows(self.table.grid, self.table.positives[valid])))
+        return self._loss(queries, docs, valid, model)
+
+    def prepare_language(self, trainer: StageTrainer, layers: int) -> None:
+        if self._states is not None and self._states[0].layers == layers:
+            return
+        model, examples = trainer.model, np.array(list(self.residuals))
+        queries = LayerStates.compute(model, lambda r: self.query_inputs(model, examples[r]), len(examples), layers)
+        images = LayerStates.compute(
+            model, lambda r: model.image_inputs(grid_rows(self.table.grid, r)), self.table.n_images, layers
+        )
+        self._states = (queries, images)
+
+    def language_loss(self, trainer: StageTrainer, batch, layers: int) -> torch.Tensor | float:
+        model, valid = trainer.model, self._valid(batch)
+        if len(valid) < 2:
+            return 0.0
+        queries, images = self._states
+        q = model.upper(*queries.take([self.order[e] for e in valid]), layers)
+        d = model.upper(*images.take(self.table.positives[valid]), layers)
+        return self._loss(q, d, valid, model)
+
+
+class CieaRetriever(TrainedDenseRetriever):
+    name = NAME
+
+    @classmethod
+    def load_model(cls, folder: Path, resources: Resources) -> VisualTokenDualEncoder:
+        encoder, saved = load_saved(folder, extractor=_extractor_for(folder))
+        return VisualTokenDualEncoder(encoder, captioner=lambda logits: verbalise(logits, saved["caption_words"]))
+
+
+def _extractor_for(folder: Path) -> ComplementExtractor:
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(str(folder))
+    return ComplementExtractor(config.hidden_size, config.num_attention_heads)
+
+
+def _start(resources: Resources) -> tuple[VisualTokenEncoder, str]:
+    """MARVEL's trained weights with a fresh (identity) extractor, or fresh MiniLM without them."""
+    marvel_folder = resources.settings.models_dir / marvel.NAME
+    try:
+        start = f"marvel@{model_fingerprint(marvel_folder)}"
+        base, _ = load_saved(marvel_folder)
+    except (IndexMismatchError, OSError, ValueError) as err:  # none, or unreadable: start from MiniLM instead
+        log.warning("ciea: no usable MARVEL model (%s); training every stage from MiniLM", err)
+        base, start = marvel.new_encoder(resources), "all-MiniLM-L6-v2"
+    extractor = ComplementExtractor(base.hidden_size, base.lm.config.num_attention_heads)
+    model = VisualTokenEncoder(base.lm, base.tokenizer, base.config, extractor)
+    model.load_state_dict(base.state_dict(), strict=False)  # everything but the new extractor
+    return model.train(), start
+
+
+def train(settings: Settings, resources: Resources, seed: int = 0, stages: StageSettings = STAGES) -> Manifest:
+    """CIEA on the training split (from MARVEL when trained), model chosen on dev; writes ``models/ciea``."""
+    started = time.time()
+    torch.set_num_threads(marvel.THREADS)
+    rng = seed_everything(seed)
+    table, dev = load_tables(settings, resources)
+    model, start = _start(resources)
+    if not start.startswith("marvel@"):  # no MARVEL to fine-tune: add the DPR stage MARVEL would have run
+        stages = replace(stages, dpr_epochs=marvel.STAGES.dpr_epochs)
+    captioner = lambda logits: verbalise(logits, CAPTION_WORDS)  # noqa: E731
+    trainer = StageTrainer(model, table, dev, stages, rng, captioner=captioner)
+    trainer.auxiliary = ResidualQueryLoss(table, trainer.captions, model.tokenizer)
+    trainer.run(visual=True)
+    folder = resources.settings.models_dir / NAME
+    model.save(folder, extra={"method": NAME, "caption_words": CAPTION_WORDS, "stages": asdict(stages)})
+    config = {
+        "stages": asdict(stages),
+        "model": asdict(model.config),
+        "best": trainer.best.tag,
+        "start": start,
+        "caption_words": CAPTION_WORDS,
+        "extra_loss_weight": EXTRA_LOSS_WEIGHT,
+    }
+    manifest = Manifest(
+        NAME,
+        table.fingerprint,
+        round(trainer.best.score, 4),
+        seed,
+        round(time.time() - started, 1),
+        config=config,
+        history=trainer.history,
+    )
+    manifest.save(folder)  # last: its hash keys the indexes built from this model
+    return manifest

@@ -1,0 +1,109 @@
+"""The Dense2Sparse head and the two schedules that shape its training.
+
+A frozen dense vector (text or image, from the teacher) becomes a weight per WordPiece term:
+``log1p(relu(decoder(LayerNorm(Linear(v)))))``. The decoder is initialised from MiniLM's
+word-embedding matrix, the idea of a tied MLM decoder: at the start, a term scores by how close its
+input embedding lies to the projected vector. One head serves images and texts alike.
+
+Expansion control (the paper's contribution): with probability ``p`` per batch, texts may only put
+weight on their own tokens, which anchors each term to its lexical meaning; images are always free
+to expand. ``p`` falls from 1 to 0 over the first 95% of training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class Vocabulary:
+    """The WordPiece vocabulary the sparse vectors live in: term names and each text's own terms."""
+
+    def __init__(self, tokenizer, max_length: int = 256):
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.size = len(tokenizer)
+        # Special and [unusedN] slots have no meaning a reader could check: never give them weight.
+        names = tokenizer.convert_ids_to_tokens(list(range(self.size)))
+        banned = set(tokenizer.all_special_ids) | {i for i, name in enumerate(names) if name.startswith("[unused")}
+        self.usable = torch.ones(self.size, dtype=torch.bool)
+        self.usable[sorted(banned)] = False
+        self._special = np.asarray(sorted(banned), dtype=np.int64)
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> Vocabulary:
+        from transformers import AutoTokenizer
+
+        return cls(AutoTokenizer.from_pretrained(str(path)))
+
+    def own_terms(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Sorted distinct term ids of each text, special tokens left out."""
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
+        return [np.setdiff1d(np.asarray(ids, dtype=np.int64), self._special) for ids in encoded]
+
+    def mask(self, term_lists: Sequence[np.ndarray]) -> torch.Tensor:
+        """(n, size) bool: True where row i may carry weight."""
+        allowed = torch.zeros(len(term_lists), self.size, dtype=torch.bool)
+        for row, terms in enumerate(term_lists):
+            allowed[row, torch.as_tensor(terms, dtype=torch.long)] = True
+        return allowed
+
+    def terms(self, ids: Sequence[int]) -> list[str]:
+        return self.tokenizer.convert_ids_to_tokens([int(i) for i in ids])
+
+
+class SparseHead(nn.Module):
+    """Dense vector -> non-negative weight per vocabulary term (most of them exactly zero)."""
+
+    def __init__(self, in_dim: int, word_embeddings: torch.Tensor, usable: torch.Tensor | None = None):
+        super().__init__()
+        vocab_size, hidden = word_embeddings.shape
+        self.project = nn.Linear(in_dim, hidden)
+        self.norm = nn.LayerNorm(hidden)
+        self.decoder = nn.Linear(hidden, vocab_size)
+        with torch.no_grad():
+            self.decoder.weight.copy_(word_embeddings)
+            self.decoder.bias.zero_()
+        usable = torch.ones(vocab_size, dtype=torch.bool) if usable is None else usable
+        self.register_buffer("usable", usable.clone(), persistent=False)
+
+    def forward(self, dense: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor:
+        """``allowed`` (n, vocab) bool restricts row i to those terms (no expansion); None expands."""
+        logits = self.decoder(self.norm(self.project(dense)))
+        weights = torch.log1p(torch.relu(logits)) * self.usable
+        if allowed is not None:
+            weights = weights * allowed
+        return weights
+
+
+def expansion_off_probability(step: int, total_steps: int, anneal_fraction: float = 0.95) -> float:
+    """P(texts restricted to their own tokens) at ``step``: linear from 1 to 0 over ``anneal_fraction``."""
+    end = max(1.0, anneal_fraction * total_steps)
+    return max(0.0, 1.0 - step / end)
+
+
+def regulariser_weight(step: int, warmup_steps: int, final_weight: float) -> float:
+    """Quadratic warm-up of the sparsity weight: sparsify only once the ranking has started to form."""
+    if warmup_steps <= 0:
+        return final_weight
+    return final_weight * min(1.0, step / warmup_steps) ** 2
+
+
+def l1_penalty(weights: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of each vector's total weight (weights are non-negative, so this is L1)."""
+    return weights.sum(dim=1).mean()
+
+
+def distillation_loss(query_sparse: torch.Tensor, doc_sparse: torch.Tensor, query_dense: torch.Tensor,
+                      doc_dense: torch.Tensor, teacher_temperature: float) -> torch.Tensor:
+    """Cross-entropy of the sparse in-batch scores against the dense teacher's in-batch softmax,
+    both ways (queries over documents and documents over queries)."""
+    student = query_sparse @ doc_sparse.T
+    teacher = (query_dense @ doc_dense.T) / teacher_temperature
+    forward = torch.nn.functional.cross_entropy(student, teacher.softmax(dim=1))
+    backward = torch.nn.functional.cross_entropy(student.T, teacher.T.softmax(dim=1))
+    return (forward + backward) / 2

@@ -1,0 +1,98 @@
+"""The trained Dense2Sparse model as served: teacher (frozen) + sparse head + vocabulary.
+
+On disk it is a folder: ``head.safetensors``, ``config.json``, the tokenizer files in
+``vocabulary/`` (so the term names travel with the weights) and the manifest written last.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from mmr.encoders.efficientnet import ImageFeatures
+from mmr.methods.lsr.head import SparseHead, Vocabulary
+from mmr.retrievers.base import Resources
+from mmr.retrievers.trained import DualEncoderModel
+
+HEAD_FILE, CONFIG_FILE, VOCABULARY_DIR = "head.safetensors", "config.json", "vocabulary"
+
+
+@dataclass(frozen=True)
+class LSRConfig:
+    teacher: str
+    teacher_tag: str
+    in_dim: int
+    hidden: int
+    vocab_size: int
+    expand_texts: bool = True  # at serving time; chosen on dev at the end of training
+    max_length: int = 256
+
+
+class LSRModel:
+    """Encodes texts and images into sparse (n, vocab) CSR rows of non-negative term weights."""
+
+    def __init__(self, config: LSRConfig, head: SparseHead, vocabulary: Vocabulary, teacher: DualEncoderModel):
+        self.config = config
+        self.head = head.eval()
+        self.vocabulary = vocabulary
+        self.teacher = teacher
+
+    @property
+    def needs_grid(self) -> bool:
+        return bool(getattr(self.teacher, "needs_grid", False))
+
+    @torch.inference_mode()
+    def sparsify(self, dense: np.ndarray, own_terms: Sequence[np.ndarray] | None = None,
+                 batch_size: int = 256) -> sp.csr_matrix:
+        """Head over teacher vectors; ``own_terms`` restricts each row to those terms."""
+        dense = np.asarray(dense, np.float32)
+        parts = []
+        for start in range(0, len(dense), batch_size):
+            rows = torch.from_numpy(dense[start : start + batch_size])
+            allowed = None if own_terms is None else self.vocabulary.mask(own_terms[start : start + batch_size])
+            parts.append(sp.csr_matrix(self.head(rows, allowed).numpy()))
+        if not parts:
+            return sp.csr_matrix((0, self.config.vocab_size), dtype=np.float32)
+        return sp.vstack(parts, format="csr", dtype=np.float32)
+
+    def encode_texts(self, texts: Sequence[str], expand: bool | None = None) -> sp.csr_matrix:
+        expand = self.config.expand_texts if expand is None else expand
+        own = None if expand else self.vocabulary.own_terms(texts)
+        return self.sparsify(self.teacher.encode_texts(list(texts)), own)
+
+    def encode_images(self, features: ImageFeatures) -> sp.csr_matrix:
+        return self.sparsify(self.teacher.encode_images(features))  # images always expand
+
+    def save(self, folder: Path) -> None:
+        from safetensors.torch import save_file
+
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in self.head.state_dict().items()}, str(folder / HEAD_FILE))
+        (folder / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
+        self.vocabulary.tokenizer.save_pretrained(str(folder / VOCABULARY_DIR))
+
+    @classmethod
+    def load(cls, folder: Path, resources: Resources, teacher: DualEncoderModel | None = None) -> LSRModel:
+        from safetensors.torch import load_file
+
+        from mmr.methods.lsr.teacher import load_teacher
+
+        config = LSRConfig(**json.loads((folder / CONFIG_FILE).read_text()))
+        vocabulary = Vocabulary.from_path(folder / VOCABULARY_DIR)
+        state = load_file(str(folder / HEAD_FILE))
+        head = SparseHead(config.in_dim, state["decoder.weight"], vocabulary.usable)
+        head.load_state_dict(state)
+        return cls(config, head, vocabulary, teacher or load_teacher(config.teacher, resources))
+
+
+def top_terms(row: sp.csr_matrix, vocabulary: Vocabulary, limit: int) -> list[tuple[str, float]]:
+    """The ``limit`` heaviest terms of a one-row sparse vector, heaviest first."""
+    order = np.argsort(-row.data, kind="stable")[:limit]
+    names = vocabulary.terms(row.indices[order])
+    return [(name, float(weight)) for name, weight in zip(names, row.data[order], strict=True)]

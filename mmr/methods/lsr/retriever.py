@@ -1,0 +1,143 @@
+"""Dense2Sparse LSR as a retriever: teacher vector -> sparse head -> Seismic inverted index.
+
+Documents are encoded once at build time into the index; a query goes the same way at search time
+(text through the teacher's text side, an uploaded image through its image side). The index records
+both the LSR model's manifest fingerprint and the teacher's, so retraining either makes it stale.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from mmr.corpus.format import Corpus
+from mmr.index import IndexMismatchError, IndexParams
+from mmr.methods.lsr.index import HEAP_FACTOR, SUMMARY_ENERGY, SparseIndex
+from mmr.methods.lsr.model import CONFIG_FILE, LSRModel, top_terms
+from mmr.methods.lsr.teacher import teacher_tag
+from mmr.retrievers.base import Resources, Retriever
+from mmr.retrievers.trained import IMAGE_ENCODER, model_fingerprint
+from mmr.types import Hit, Query
+
+NAME = "lsr"
+EXPLAIN_TERMS = 20
+QUERY_CACHE_SIZE = 64  # explain() is called once per shown hit: encode each query once
+
+
+class LSRRetriever(Retriever):
+    name = NAME
+
+    def __init__(self, resources: Resources, model: LSRModel, index: SparseIndex):
+        self.resources = resources
+        self.model = model
+        self.index = index
+        self._queries: OrderedDict[str, sp.csr_matrix] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def model_folder(cls, resources: Resources) -> Path:
+        return resources.settings.models_dir / cls.name
+
+    @classmethod
+    def params_for(cls, corpus: Corpus, resources: Resources) -> IndexParams:
+        folder = cls.model_folder(resources)
+        tag = model_fingerprint(folder)  # raises with the train command when there is no model
+        config = json.loads((folder / CONFIG_FILE).read_text())
+        current_teacher = teacher_tag(config["teacher"], resources.settings)
+        if current_teacher != config["teacher_tag"]:
+            raise IndexMismatchError(f"the teacher changed since {cls.name} was trained ({config['teacher_tag']} -> "
+                                     f"{current_teacher}); retrain with `python -m mmr train {cls.name}`")
+        return IndexParams(cls.name, f"{cls.name}@{tag}/{current_teacher}", int(config["vocab_size"]),
+                           corpus.name, corpus.fingerprint,
+                           extra={"teacher": config["teacher"], "summary_energy": SUMMARY_ENERGY,
+                                  "heap_factor": HEAP_FACTOR})
+
+    @classmethod
+    def encode_corpus(cls, model: LSRModel, corpus: Corpus, resources: Resources) -> sp.csr_matrix:
+        docs = corpus.documents
+        text_rows = [i for i, d in enumerate(docs) if d.modality == "text"]
+        image_rows = [i for i, d in enumerate(docs) if d.modality == "image"]
+        blocks = [sp.csr_matrix((0, model.config.vocab_size), dtype=np.float32)]
+        if text_rows:
+            blocks.append(model.encode_texts([docs[i].text for i in text_rows]))
+        if image_rows:
+            features = resources.image_features([docs[i] for i in image_rows], IMAGE_ENCODER,
+                                                keep_grid=model.needs_grid)
+            blocks.append(model.encode_images(features))
+        stacked = sp.vstack(blocks, format="csr", dtype=np.float32)
+        # Back to corpus order: row j of ``stacked`` is document (text_rows + image_rows)[j].
+        position = np.empty(len(docs), dtype=np.int64)
+        position[np.asarray(text_rows + image_rows, dtype=np.int64)] = np.arange(len(docs))
+        return stacked[position]
+
+    @classmethod
+    def build(cls, corpus: Corpus, resources: Resources, folder: Path) -> LSRRetriever:
+        params = cls.params_for(corpus, resources)
+        model = LSRModel.load(cls.model_folder(resources), resources)
+        index = SparseIndex(cls.encode_corpus(model, corpus, resources), [d.id for d in corpus.documents], params)
+        index.save(folder)
+        return cls(resources, model, index)
+
+    @classmethod
+    def load(cls, corpus: Corpus, resources: Resources, folder: Path) -> LSRRetriever:
+        hint = f"rebuild it with `python -m mmr train {cls.name}`"
+        index = SparseIndex.load(folder, cls.params_for(corpus, resources), hint)
+        return cls(resources, LSRModel.load(cls.model_folder(resources), resources), index)
+
+    def encode_query(self, query: Query) -> sp.csr_matrix:
+        key = query.key if query.image is None or query.image_sha else None
+        with self._lock:
+            if key is not None and key in self._queries:
+                self._queries.move_to_end(key)
+                return self._queries[key]
+        parts = []
+        if query.text:
+            parts.append(self.model.encode_texts([query.text]))
+        if query.image is not None:
+            encoder = self.resources.encoder(IMAGE_ENCODER)
+            parts.append(self.model.encode_images(encoder.features([query.image], keep_grid=self.model.needs_grid)))
+        if not parts:
+            raise ValueError("a query needs text or an image")
+        vector = sp.csr_matrix(sum(parts[1:], parts[0]), dtype=np.float32)
+        if key is not None:
+            with self._lock:
+                self._queries[key] = vector
+                while len(self._queries) > QUERY_CACHE_SIZE:
+                    self._queries.popitem(last=False)
+        return vector
+
+    def search(self, query: Query, k: int = 10) -> list[Hit]:
+        return self.index.search(self.encode_query(query), k)
+
+    def explain(self, query: Query, doc_id: str) -> dict | None:
+        if doc_id not in self.index:
+            return None
+        return explain_match(self.encode_query(query), self.index.vector(doc_id), self.model.vocabulary)
+
+
+def explain_match(query: sp.csr_matrix, document: sp.csr_matrix, vocabulary, limit: int = EXPLAIN_TERMS) -> dict:
+    """The heaviest terms of each side and the shared terms, by their share of the score q.d."""
+    query, document = sp.csr_matrix(query), sp.csr_matrix(document)
+    shared_ids, q_at, d_at = np.intersect1d(query.indices, document.indices, return_indices=True)
+    contributions = query.data[q_at] * document.data[d_at]
+    order = np.argsort(-contributions, kind="stable")
+    names = vocabulary.terms(shared_ids[order]) if len(order) else []
+    shared = [
+        {"term": name, "query_weight": float(query.data[q_at[i]]), "document_weight": float(document.data[d_at[i]]),
+         "contribution": float(contributions[i])}
+        for name, i in zip(names, order, strict=True)
+    ]
+    return {
+        "method": NAME,
+        "score": float(contributions.sum()),
+        "query_terms": [{"term": t, "weight": w} for t, w in top_terms(query, vocabulary, limit)],
+        "document_terms": [{"term": t, "weight": w} for t, w in top_terms(document, vocabulary, limit)],
+        "shared_terms": shared[:limit],
+        "query_nonzeros": int(query.nnz),
+        "document_nonzeros": int(document.nnz),
+    }

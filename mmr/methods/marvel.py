@@ -1,0 +1,106 @@
+"""MARVEL (OpenMatch/MARVEL): an image enters the text encoder as visual tokens, one encoder for all.
+
+Document encoder: ``[CLS] <im_start> v1..v49 <im_end> [SEP]`` through a trainable copy of MiniLM, where
+v_i is a frozen EfficientNet-Lite0 grid cell through ``Linear(1280 -> 384)`` (visual_tokens.py). Image
+documents are image-only here: a stamp's description is its query, so no caption exists at retrieval
+time. Text documents and queries go through the same MiniLM without visual tokens.
+
+Training follows MARVEL's four stages (visual_training.py): visual-module pretraining with the
+language model frozen, DPR in-batch training with vision frozen, mining with the model's own index,
+ANCE with one image and one text hard negative per query. Departures for the CPU budget: the
+language-model stages train MiniLM's top layers only, and mean pooling replaces T5's first decoder
+state (see visual_tokens.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from mmr.config import Settings
+from mmr.methods.visual_states import load_tables
+from mmr.methods.visual_tokens import (
+    VisualTokenConfig,
+    VisualTokenDualEncoder,
+    VisualTokenEncoder,
+    load_language_model,
+    load_saved,
+)
+from mmr.methods.visual_training import StageSettings, StageTrainer
+from mmr.retrievers.base import Resources
+from mmr.retrievers.trained import IMAGE_ENCODER, TrainedDenseRetriever
+from mmr.training.common import Manifest, seed_everything
+
+log = logging.getLogger(__name__)
+
+NAME = "marvel"
+THREADS = 2  # the budget machine's cores; more threads than cores only adds contention
+STAGES = StageSettings(
+    batch_size=64,
+    visual_lr=1e-3,
+    visual_epochs=1.0,
+    lm_lr=5e-5,
+    dpr_epochs=1.0,
+    ance_epochs=1.0,
+    trainable_layers=2,
+)
+
+
+class MarvelRetriever(TrainedDenseRetriever):
+    name = NAME
+
+    @classmethod
+    def load_model(cls, folder: Path, resources: Resources) -> VisualTokenDualEncoder:
+        encoder, _ = load_saved(folder)
+        return VisualTokenDualEncoder(encoder)
+
+
+def new_encoder(resources: Resources, path: str | Path | None = None) -> VisualTokenEncoder:
+    """A fresh MARVEL encoder around a trainable copy of MiniLM (or the checkpoint at ``path``), its
+    visual tokens starting as the soft ImageNet class words of each grid cell (see VisualModule)."""
+    from mmr.encoders.hf_text import packaged_minilm_path
+    from mmr.encoders.verbaliser import imagenet_class_names
+
+    lm, tokenizer = load_language_model(path or packaged_minilm_path())
+    names = imagenet_class_names()
+    model = VisualTokenEncoder(lm, tokenizer, VisualTokenConfig(class_words=len(names)))
+    classifier = resources.encoder(IMAGE_ENCODER).model._fc  # the frozen image encoder's own ImageNet head
+    model.visual.init_class_words(
+        classifier.weight.detach().float(), classifier.bias.detach().float(), model.phrase_embeddings(list(names))
+    )
+    return model
+
+
+def train(settings: Settings, resources: Resources, seed: int = 0, stages: StageSettings = STAGES) -> Manifest:
+    """MARVEL's four stages on the training split, model chosen on dev; writes ``models/marvel``."""
+    started = time.time()
+    torch.set_num_threads(THREADS)
+    rng = seed_everything(seed)
+    table, dev = load_tables(settings, resources)
+    log.info("marvel: %d examples, %d images, %d text documents", len(table.queries), table.n_images, len(table.texts))
+    model = new_encoder(resources)
+    trainer = StageTrainer(model, table, dev, stages, rng)
+    trainer.run()
+    folder = resources.settings.models_dir / NAME
+    model.save(folder, extra={"method": NAME, "stages": asdict(stages)})
+    manifest = Manifest(
+        NAME,
+        table.fingerprint,
+        round(trainer.best.score, 4),
+        seed,
+        round(time.time() - started, 1),
+        config={
+            "stages": asdict(stages),
+            "model": asdict(model.config),
+            "best": trainer.best.tag,
+            "text_encoder": "all-MiniLM-L6-v2",
+            "image_encoder": "efficientnet-lite0",
+        },
+        history=trainer.history,
+    )
+    manifest.save(folder)  # last: its hash keys the indexes built from this model
+    return manifest

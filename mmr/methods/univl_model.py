@@ -1,0 +1,224 @@
+"""UniVL-DR's dual encoder, rebuilt from parts that run on a CPU.
+
+The paper fine-tunes CLIP's two towers. Here the text tower is a trainable copy of MiniLM whose
+lower layers stay frozen (so their outputs can be computed once and cached, see
+``univl_training.BottomCache``), and the image tower is the frozen EfficientNet-Lite0 pooled
+feature followed by a trainable MLP. An image document is verbalised from the image alone (its top
+ImageNet class names), the words go through the same text tower, and the two embeddings are summed
+and then normalised: the paper's "image embedding + caption embedding".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmr.encoders.base import batched
+from mmr.encoders.efficientnet import ImageFeatures
+from mmr.encoders.hf_text import HFTextEncoder
+
+WEIGHTS, CONFIG = "model.safetensors", "config.json"
+MAX_LOGIT_SCALE = 100.0  # CLIP's clamp: a larger scale makes the softmax a hard max and training unstable
+
+
+@dataclass(frozen=True)
+class UniVLConfig:
+    text_base: str = "minilm-l6"  # a registered encoder name or a checkpoint folder
+    trainable_layers: int = 2  # top transformer layers fine-tuned; the rest are frozen (CPU budget)
+    image_dim: int = 1280
+    hidden_dim: int = 768
+    dropout: float = 0.1
+    verbalise: bool = True
+    verbal_top: int = 5  # ImageNet class names per image
+    max_length: int = 128
+    init_scale: float = 20.0
+
+    def save(self, folder: Path) -> None:
+        (folder / CONFIG).write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, folder: Path) -> UniVLConfig:
+        return cls(**json.loads((folder / CONFIG).read_text()))
+
+
+def text_base_path(text_base: str) -> str:
+    if Path(text_base).is_dir():
+        return text_base
+    from mmr.encoders.registry import ENCODERS
+
+    path = ENCODERS[text_base].kwargs["path"]
+    return str(path() if callable(path) else path)
+
+
+class TextTower(nn.Module):
+    """A BERT-like encoder split in two: frozen ``bottom`` layers and trainable ``top`` layers.
+
+    ``top(bottom(x))`` equals the model's own forward pass; the split only exists so that training can
+    cache ``bottom`` once instead of recomputing it every step.
+    """
+
+    def __init__(self, bert: nn.Module, trainable_layers: int):
+        super().__init__()
+        self.bert = bert
+        layers = len(bert.encoder.layer)
+        if not 0 < trainable_layers <= layers:
+            raise ValueError(f"trainable_layers must be in 1..{layers}, got {trainable_layers}")
+        self.split = layers - trainable_layers
+        for name, parameter in bert.named_parameters():
+            parameter.requires_grad = name in self.trainable_names()
+
+    def trainable_names(self) -> set[str]:
+        prefixes = tuple(f"encoder.layer.{i}." for i in range(self.split, len(self.bert.encoder.layer)))
+        return {name for name, _ in self.bert.named_parameters() if name.startswith(prefixes)}
+
+    def _mask(self, hidden: torch.Tensor, attention_mask: torch.Tensor):
+        from transformers.masking_utils import create_bidirectional_mask
+
+        return create_bidirectional_mask(config=self.bert.config, inputs_embeds=hidden, attention_mask=attention_mask)
+
+    def _run(self, hidden: torch.Tensor, attention_mask: torch.Tensor, layers) -> torch.Tensor:
+        mask = self._mask(hidden, attention_mask)
+        for layer in layers:
+            hidden = layer(hidden, mask)
+        return hidden
+
+    def bottom(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.bert.embeddings(input_ids=input_ids)
+        return self._run(hidden, attention_mask, self.bert.encoder.layer[: self.split])
+
+    def top(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Mean-pooled (not normalised) sentence embedding from bottom-layer states."""
+        hidden = self._run(hidden, attention_mask, self.bert.encoder.layer[self.split :])
+        return HFTextEncoder.mean_pool(hidden, attention_mask)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.top(self.bottom(input_ids, attention_mask), attention_mask)
+
+
+class UniVLModel(nn.Module):
+    def __init__(self, bert: nn.Module, config: UniVLConfig):
+        super().__init__()
+        self.config = config
+        self.text = TextTower(bert, config.trainable_layers)
+        dim = int(bert.config.hidden_size)
+        self.dim = dim
+        self.image_proj = nn.Sequential(
+            nn.LayerNorm(config.image_dim),
+            nn.Linear(config.image_dim, config.hidden_dim),
+            nn.GELU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.hidden_dim, dim),
+        )
+        if config.verbalise:
+            # Start as the verbalisation alone (zero-shot level) and let training add what the pixels know;
+            # without words a zero projection would leave nothing to normalise.
+            nn.init.zeros_(self.image_proj[-1].weight)
+            nn.init.zeros_(self.image_proj[-1].bias)
+        self.log_scale = nn.Parameter(torch.tensor(math.log(config.init_scale)))
+
+    @property
+    def scale(self) -> torch.Tensor:
+        return self.log_scale.clamp(max=math.log(MAX_LOGIT_SCALE)).exp()
+
+    def text_embedding(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.text.top(hidden, attention_mask), dim=-1)
+
+    def image_embedding(self, pooled: torch.Tensor, verbal: torch.Tensor | None) -> torch.Tensor:
+        """Projected image plus its verbalisation's (normalised) text embedding, summed, then normalised.
+
+        The verbal part is unit length so that the projection's learned norm sets how much the pixels
+        count against the words.
+        """
+        image = self.image_proj(pooled)
+        if verbal is not None:
+            image = image + verbal
+        return F.normalize(image, dim=-1)
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """Only what training changes: the frozen layers are the base checkpoint's, loaded from it."""
+        keep = {f"text.bert.{name}" for name in self.text.trainable_names()}
+        return {
+            k: v.detach().contiguous().clone()
+            for k, v in self.state_dict().items()
+            if k in keep or not k.startswith("text.")
+        }
+
+
+def build_model(config: UniVLConfig) -> tuple[UniVLModel, object]:
+    from transformers import AutoModel, AutoTokenizer
+
+    path = text_base_path(config.text_base)
+    bert = AutoModel.from_pretrained(path)
+    return UniVLModel(bert, config), AutoTokenizer.from_pretrained(path)
+
+
+def save_model(model: UniVLModel, folder: Path) -> None:
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(model.trainable_state(), str(folder / WEIGHTS))
+    model.config.save(folder)
+
+
+def load_model(folder: Path) -> tuple[UniVLModel, object]:
+    from safetensors.torch import load_file
+
+    model, tokenizer = build_model(UniVLConfig.load(folder))
+    state = load_file(str(folder / WEIGHTS))
+    result = model.load_state_dict(state, strict=False)
+    if result.unexpected_keys or set(result.missing_keys) & set(model.trainable_state()):
+        raise ValueError(f"{folder / WEIGHTS} does not match its config: {result}")
+    return model.eval(), tokenizer
+
+
+class UniVLEncoder:
+    """The ``DualEncoderModel`` the trained-retriever base indexes with (inference only)."""
+
+    needs_grid = False
+
+    def __init__(
+        self,
+        model: UniVLModel,
+        tokenizer,
+        words: Callable[[np.ndarray, int], list[str]],
+        device: str = "cpu",
+        batch_size: int = 64,
+    ):
+        self.model = model.to(device).eval()
+        self.tokenizer = tokenizer
+        self.words = words
+        self.device = device
+        self.batch_size = batch_size
+        self.dim = model.dim
+
+    @torch.inference_mode()
+    def _text_vectors(self, texts: Sequence[str], normalise: bool = True) -> torch.Tensor:
+        parts = []
+        for chunk in batched([t if t and t.strip() else " " for t in texts], self.batch_size):
+            batch = self.tokenizer(
+                list(chunk), padding=True, truncation=True, max_length=self.model.config.max_length, return_tensors="pt"
+            ).to(self.device)
+            parts.append(self.model.text(batch["input_ids"], batch["attention_mask"]))
+        vectors = torch.cat(parts) if parts else torch.zeros((0, self.dim), device=self.device)
+        return F.normalize(vectors, dim=-1) if normalise else vectors
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return self._text_vectors(texts).float().cpu().numpy()
+
+    @torch.inference_mode()
+    def encode_images(self, features: ImageFeatures) -> np.ndarray:
+        if len(features.pooled) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        verbal = None
+        if self.model.config.verbalise:
+            verbal = self._text_vectors(self.words(features.logits, self.model.config.verbal_top))
+        pooled = torch.as_tensor(np.asarray(features.pooled, np.float32), device=self.device)
+        return self.model.image_embedding(pooled, verbal).float().cpu().numpy()

@@ -1,0 +1,157 @@
+"""Frozen inputs of the visual-token trainers: the training table, the dev set, and cached layer states.
+
+``LayerStates`` holds the hidden states after the bottom ``k`` layers of a set of sequences. Once the
+visual module and those layers are frozen they never change, so the language-model stages compute
+them once and train only the layers above: the single largest saving on a CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mmr.encoders.efficientnet import ImageFeatures
+from mmr.methods.visual_tokens import VisualTokenEncoder
+from mmr.training.data import TrainingData
+
+
+@dataclass
+class TrainingTable:
+    """Examples as rows into one document table: the training images first, then the text documents."""
+
+    queries: list[str]
+    groups: list[str]
+    positives: np.ndarray  # (n_examples,) row of each example's positive document
+    grid: np.ndarray  # (n_images, patches, channels) float16, rows 0 .. n_images-1 of the table
+    logits: np.ndarray  # (n_images, 1000)
+    texts: list[str]  # text documents, rows n_images .. end
+    doc_ids: list[str]
+    fingerprint: str = ""  # of the training examples, for the manifest
+
+    @classmethod
+    def from_data(cls, data: TrainingData, features: ImageFeatures) -> TrainingTable:
+        doc_ids = list(data.image_ids) + list(data.text_ids)
+        row = {doc_id: i for i, doc_id in enumerate(doc_ids)}
+        return cls(
+            queries=[e.query for e in data.examples],
+            groups=[e.group for e in data.examples],
+            positives=np.array([row[e.positive_id] for e in data.examples]),
+            grid=features.grid,
+            logits=features.logits,
+            texts=[data.documents[i].text for i in data.text_ids],
+            doc_ids=doc_ids,
+            fingerprint=data.fingerprint,
+        )
+
+    @property
+    def n_images(self) -> int:
+        return len(self.grid)
+
+    @property
+    def doc_is_image(self) -> np.ndarray:
+        return np.arange(len(self.doc_ids)) < self.n_images
+
+    def image_examples(self) -> np.ndarray:
+        return np.flatnonzero(self.positives < self.n_images)
+
+    def group_positives(self) -> list[set[int]]:
+        """For each example, every document that is a positive of its query group (never a negative)."""
+        by_group: dict[str, set[int]] = {}
+        for group, row in zip(self.groups, self.positives):
+            by_group.setdefault(group, set()).add(int(row))
+        return [by_group[g] for g in self.groups]
+
+
+@dataclass
+class DevTable:
+    """The images-setting dev queries against the stamps collection, as arrays."""
+
+    grid: np.ndarray
+    logits: np.ndarray
+    doc_ids: list[str]
+    qids: list[str]
+    queries: list[str]
+    qrels: dict[str, dict[str, int]]
+
+
+class LayerStates:
+    """Hidden states after the bottom ``layers`` layers, padded, stored in float16 to halve memory."""
+
+    def __init__(self, hidden: torch.Tensor, mask: torch.Tensor, layers: int):
+        self.hidden, self.mask, self.layers = hidden, mask, layers
+
+    def __len__(self) -> int:
+        return len(self.hidden)
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = torch.as_tensor(np.asarray(rows), dtype=torch.long)
+        mask = self.mask[rows]
+        length = int(mask.sum(1).max())
+        return self.hidden[rows, :length].float(), mask[:, :length]
+
+    @classmethod
+    @torch.no_grad()
+    def compute(
+        cls,
+        model: VisualTokenEncoder,
+        inputs: Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor]],
+        n: int,
+        layers: int,
+        batch_size: int = 64,
+        progress=None,
+    ) -> LayerStates:
+        """``inputs(rows)`` gives (embeds, mask) of those rows; the model must be frozen below ``layers``."""
+        was_training = model.training
+        model.eval()
+        parts, masks = [], []
+        starts = range(0, n, batch_size)
+        for start in progress(starts) if progress else starts:
+            embeds, mask = inputs(np.arange(start, min(n, start + batch_size)))
+            parts.append(model.lower(embeds, mask, layers).half())
+            masks.append(mask)
+        model.train(was_training)
+        width = max(p.shape[1] for p in parts)
+        hidden = torch.cat([torch.nn.functional.pad(p, (0, 0, 0, width - p.shape[1])) for p in parts])
+        mask = torch.cat([torch.nn.functional.pad(m, (0, width - m.shape[1])) for m in masks])
+        return cls(hidden, mask, layers)
+
+    def concat(self, other: LayerStates) -> LayerStates:
+        width = max(self.hidden.shape[1], other.hidden.shape[1])
+
+        def pad(states: LayerStates):
+            extra = width - states.hidden.shape[1]
+            return (
+                torch.nn.functional.pad(states.hidden, (0, 0, 0, extra)),
+                torch.nn.functional.pad(states.mask, (0, extra)),
+            )
+
+        (h1, m1), (h2, m2) = pad(self), pad(other)
+        return LayerStates(torch.cat([h1, h2]), torch.cat([m1, m2]), self.layers)
+
+
+def grid_rows(grid: np.ndarray, rows: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(grid[rows], dtype=np.float32))
+
+
+def load_tables(settings, resources) -> tuple[TrainingTable, DevTable]:
+    """The training table (frozen grids of the training images) and the dev table, from the caches."""
+    from mmr.retrievers.trained import IMAGE_ENCODER
+    from mmr.training.data import load_dev_set, load_training_data
+
+    data = load_training_data(settings, resources)
+    table = TrainingTable.from_data(data, data.image_features(resources, keep_grid=True))
+    dev = load_dev_set(settings)
+    features = resources.image_features(dev.image_documents, IMAGE_ENCODER, keep_grid=True)
+    queries = dev.benchmark.queries
+    dev_table = DevTable(
+        features.grid,
+        features.logits,
+        [d.id for d in dev.image_documents],
+        list(queries),
+        [queries[q] for q in queries],
+        dev.benchmark.qrels,
+    )
+    return table, dev_table

@@ -1,0 +1,270 @@
+"""Visual tokens inside a text encoder: MARVEL's document encoder, shared by MARVEL and CIEA.
+
+An image document is the sequence ``[CLS] <im_start> v1 .. v49 <im_end> (caption) [SEP]`` where each v_i
+is one cell of the frozen EfficientNet 7x7 grid passed through ``Linear(1280 -> hidden)`` (the visual
+module). The text encoder reads it through ``inputs_embeds`` and its mean-pooled, L2-normalised output is
+the document embedding. Queries and text documents go through the same encoder with no visual tokens,
+so before training a query embeds exactly as all-MiniLM-L6-v2 embeds it.
+
+Mean pooling instead of MARVEL's first decoder state: MiniLM is an encoder trained for mean-pooled
+sentence embeddings, and its [CLS] state was never trained to summarise anything.
+
+The forward pass can stop after ``k`` layers and resume from there (``lower``/``upper``): when the visual
+module and the bottom layers are frozen, the trainers compute the states at layer ``k`` once and train
+only the top layers, which is what keeps the language-model stages within a CPU budget.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "visual_tokens.json"
+
+
+@dataclass(frozen=True)
+class VisualTokenConfig:
+    grid_dim: int = 1280
+    max_text_length: int = 64
+    caption_length: int = 24  # wordpieces of an image document's caption (CIEA's verbalisation), [SEP] included
+    init_logit_scale: float = math.log(20.0)  # MiniLM cosines are spread wider than CLIP's: 20, not 100
+    max_logit_scale: float = math.log(100.0)
+    class_words: int = 0  # > 0: add each cell's soft ImageNet class as a word (see VisualModule); the class count
+    class_temperature: float = 2.0
+
+
+class VisualModule(nn.Module):
+    """Grid cell -> one input token: MARVEL's ``Linear(channels -> hidden)``, plus (``class_words``) the cell's
+    soft ImageNet class put into the language model's word space.
+
+    Why the second term: MARVEL's patches are CLIP states, already aligned with language, and a linear map
+    suffices. EfficientNet's cells are not, and ~3,000 noisy pairs teach a linear map little (dev MRR@10
+    .04 after a CPU-budget stage 1). The frozen classifier applied to a cell, softmax(fc(cell) / T), weighting
+    a table of class-name word embeddings makes each visual token start as the word for what the cell shows
+    (dev .16 before any training). The table is trained with the linear map; the classifier stays frozen.
+    """
+
+    def __init__(self, config: VisualTokenConfig, hidden: int):
+        super().__init__()
+        self.linear = nn.Linear(config.grid_dim, hidden)
+        self.temperature = config.class_temperature
+        if config.class_words:
+            self.register_buffer("class_weight", torch.zeros(config.class_words, config.grid_dim))
+            self.register_buffer("class_bias", torch.zeros(config.class_words))
+            self.words = nn.Parameter(torch.zeros(config.class_words, hidden))
+        else:
+            self.words = None
+
+    def init_class_words(self, weight: torch.Tensor, bias: torch.Tensor, words: torch.Tensor) -> None:
+        """Frozen classifier (classes, channels) + (classes,), and each class name's word embedding."""
+        with torch.no_grad():
+            self.class_weight.copy_(weight)
+            self.class_bias.copy_(bias)
+            self.words.copy_(words)
+            self.linear.weight.zero_()  # start exactly at the class words; the linear map learns the rest
+            self.linear.bias.zero_()
+
+    def forward(self, grid: torch.Tensor) -> torch.Tensor:
+        tokens = self.linear(grid)
+        if self.words is not None:
+            classes = ((grid @ self.class_weight.T + self.class_bias) / self.temperature).softmax(dim=-1)
+            tokens = tokens + classes @ self.words
+        return tokens
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+
+
+class VisualTokenEncoder(nn.Module):
+    """A BERT-like encoder that reads texts, and images as visual tokens between two learned markers.
+
+    ``extractor`` (CIEA) rewrites the projected patches given the caption's token embeddings before
+    they enter the language model; ``None`` gives MARVEL's plain path.
+    """
+
+    def __init__(self, lm: nn.Module, tokenizer, config: VisualTokenConfig, extractor: nn.Module | None = None):
+        super().__init__()
+        self.lm, self.tokenizer, self.config = lm, tokenizer, config
+        hidden = lm.config.hidden_size
+        self.visual = VisualModule(config, hidden)
+        words = lm.get_input_embeddings().weight.detach()
+        # New vocabulary entries start at the mean word embedding, as resizing an embedding table does.
+        self.markers = nn.Parameter(words.mean(0).repeat(2, 1) + 0.02 * torch.randn(2, hidden))
+        self.logit_scale = nn.Parameter(torch.tensor(float(config.init_logit_scale)))
+        self.extractor = extractor
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.lm.config.hidden_size)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.lm.encoder.layer)
+
+    def phrase_embeddings(self, phrases: Sequence[str]) -> torch.Tensor:
+        """Mean input word embedding of each phrase's wordpieces (how a class name enters the word space)."""
+        ids, mask = self.tokenize(phrases, 16)
+        last = mask.sum(1) - 1
+        mask = mask.clone()
+        mask[:, 0] = 0  # [CLS]
+        mask[torch.arange(len(mask)), last] = 0  # [SEP]
+        weights = mask.unsqueeze(-1).float()
+        with torch.no_grad():
+            return (self.word_embeddings(ids) * weights).sum(1) / weights.sum(1).clamp(min=1)
+
+    def scale(self) -> torch.Tensor:
+        return self.logit_scale.clamp(max=self.config.max_logit_scale).exp()
+
+    # ---- inputs -------------------------------------------------------------------------------------------------
+    def tokenize(self, texts: Sequence[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = self.tokenizer(
+            [t if t and t.strip() else " " for t in texts],
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+        )
+        return batch["input_ids"], batch["attention_mask"]
+
+    def word_embeddings(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.lm.get_input_embeddings()(ids)
+
+    def text_inputs(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, mask = self.tokenize(texts, self.config.max_text_length)
+        return self.word_embeddings(ids), mask
+
+    def caption_tokens(self, captions: Sequence[str] | None, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Wordpieces after [CLS]: the caption, then [SEP] (only [SEP] for an image-only document)."""
+        ids, mask = self.tokenize(list(captions) if captions is not None else [""] * n, self.config.caption_length)
+        return ids[:, 1:], mask[:, 1:]
+
+    def image_inputs(
+        self, grid: torch.Tensor, captions: Sequence[str] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[CLS] <im_start> v1..vP <im_end> caption [SEP]`` as input embeddings and attention mask."""
+        batch = grid.shape[0]
+        patches = self.visual(grid.float())
+        tail_ids, tail_mask = self.caption_tokens(captions, batch)
+        tail = self.word_embeddings(tail_ids)
+        if self.extractor is not None:
+            words = tail_mask.clone()
+            words[torch.arange(batch), tail_mask.sum(1) - 1] = 0  # the closing [SEP] is not a caption word
+            patches = self.extractor(patches, tail, words)
+        cls = self.word_embeddings(torch.full((batch, 1), self.tokenizer.cls_token_id, dtype=torch.long))
+        start, end = (marker.expand(batch, 1, -1) for marker in self.markers.split(1))
+        embeds = torch.cat([cls, start, patches, end, tail], dim=1)
+        head = torch.ones(batch, patches.shape[1] + 3, dtype=tail_mask.dtype)
+        return embeds, torch.cat([head, tail_mask], dim=1)
+
+    # ---- the encoder, split at a layer ---------------------------------------------------------------------------
+    def _mask(self, hidden: torch.Tensor, mask: torch.Tensor):
+        from transformers.masking_utils import create_bidirectional_mask
+
+        return create_bidirectional_mask(config=self.lm.config, inputs_embeds=hidden, attention_mask=mask)
+
+    def lower(self, embeds: torch.Tensor, mask: torch.Tensor, layers: int) -> torch.Tensor:
+        """States after the embedding layer and the first ``layers`` transformer layers."""
+        hidden = self.lm.embeddings(inputs_embeds=embeds)
+        attention = self._mask(hidden, mask)
+        for layer in self.lm.encoder.layer[:layers]:
+            hidden = layer(hidden, attention)
+        return hidden
+
+    def upper(self, hidden: torch.Tensor, mask: torch.Tensor, layers: int) -> torch.Tensor:
+        """From the states after ``layers`` layers to the L2-normalised, mean-pooled embedding."""
+        attention = self._mask(hidden, mask)
+        for layer in self.lm.encoder.layer[layers:]:
+            hidden = layer(hidden, attention)
+        return F.normalize(mean_pool(hidden, mask), dim=-1)
+
+    def embed(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.upper(self.lower(embeds, mask, 0), mask, 0)
+
+    def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        return self.embed(*self.text_inputs(texts))
+
+    def embed_images(self, grid: torch.Tensor, captions: Sequence[str] | None = None) -> torch.Tensor:
+        return self.embed(*self.image_inputs(grid, captions))
+
+    # ---- persistence ------------------------------------------------------------------------------------------------
+    def save(self, folder: Path, extra: dict | None = None) -> None:
+        from safetensors.torch import save_file
+
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous().clone() for k, v in self.state_dict().items()}
+        save_file(state, str(folder / WEIGHTS_FILE))
+        self.lm.config.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
+        (folder / CONFIG_FILE).write_text(json.dumps({"config": asdict(self.config), **(extra or {})}, indent=2))
+
+
+def load_language_model(path: str | Path):
+    """A trainable copy of a BERT-like checkpoint and its tokenizer (the packaged MiniLM by default)."""
+    from transformers import AutoModel, AutoTokenizer
+
+    return AutoModel.from_pretrained(str(path)), AutoTokenizer.from_pretrained(str(path))
+
+
+def load_saved(folder: Path, extractor: nn.Module | None = None) -> tuple[VisualTokenEncoder, dict]:
+    """Rebuild an encoder saved by ``VisualTokenEncoder.save``; returns it and the saved extras."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    saved = json.loads((folder / CONFIG_FILE).read_text())
+    lm = AutoModel.from_config(AutoConfig.from_pretrained(str(folder)))
+    encoder = VisualTokenEncoder(
+        lm, AutoTokenizer.from_pretrained(str(folder)), VisualTokenConfig(**saved.pop("config")), extractor
+    )
+    encoder.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    return encoder.eval(), saved
+
+
+class VisualTokenDualEncoder:
+    """The ``DualEncoderModel`` the trained retriever indexes with (numpy in, float32 L2-normalised out).
+
+    ``captioner`` turns an image's ImageNet logits into its caption text, for models whose image
+    documents carry one (CIEA's verbalisation); ``None`` keeps image documents image-only.
+    """
+
+    needs_grid = True
+
+    def __init__(self, encoder: VisualTokenEncoder, captioner=None, batch_size: int = 64):
+        self.encoder = encoder.eval()
+        self.captioner = captioner
+        self.batch_size = batch_size
+        self.dim = encoder.hidden_size
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: Sequence[str], progress: bool | str = False) -> np.ndarray:
+        from mmr.encoders.base import batched
+
+        parts = [self.encoder.embed_texts(chunk) for chunk in batched(list(texts), self.batch_size, progress)]
+        return _stack(parts, self.dim)
+
+    @torch.inference_mode()
+    def encode_images(self, features, progress: bool | str = "visual-token documents") -> np.ndarray:
+        from mmr.encoders.base import batched
+
+        rows = list(range(len(features.grid)))
+        captions = self.captioner(features.logits) if self.captioner is not None else None
+        parts = []
+        for chunk in batched(rows, self.batch_size, progress if len(rows) > self.batch_size else False):
+            grid = torch.from_numpy(np.asarray(features.grid[chunk[0] : chunk[-1] + 1], dtype=np.float32))
+            parts.append(self.encoder.embed_images(grid, captions[chunk[0] : chunk[-1] + 1] if captions else None))
+        return _stack(parts, self.dim)
+
+
+def _stack(parts: list[torch.Tensor], dim: int) -> np.ndarray:
+    if not parts:
+        return np.zeros((0, dim), np.float32)
+    return np.ascontiguousarray(torch.cat(parts).float().numpy(), dtype=np.float32)

@@ -1,0 +1,296 @@
+"""MARVEL's training stages for a visual-token encoder; CIEA runs the same stages with its extra loss.
+
+(1) ``pretrain_visual``: the visual module learns to speak to the frozen language model (image-only
+    document vs its caption, symmetric InfoNCE). (2) ``train_language`` without negatives: DPR, in-batch
+    over mixed-modality positives, vision frozen. (3) ``mine``: the model's own top-100 over the training
+    corpus, one image and one text negative per query. (4) ``train_language`` with them: ANCE.
+
+Departures, both for a 2-core CPU budget: the language-model stages train the top ``trainable_layers``
+layers (the bottom ones and the visual module stay frozen, so their outputs are computed once, see
+visual_states.py), and epochs are fractional. Every stage ends with a dev score; the best state seen
+on dev is what training returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from mmr.methods.visual_states import DevTable, LayerStates, TrainingTable, grid_rows
+from mmr.methods.visual_tokens import VisualTokenEncoder
+from mmr.training.common import BestCheckpoint, cosine_with_warmup, info_nce, mine_hard_negatives
+from mmr.training.data import mrr_at_10
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    batch_size: int = 64
+    visual_lr: float = 3e-5  # the linear map: its 1280 inputs make a small step a large change of a token
+    word_lr: float = 2e-4  # the class-word table, the two markers and the logit scale
+    visual_epochs: float = 1.0
+    extractor_lr: float = 1e-4  # CIEA's extractor layer
+    lm_lr: float = 5e-5
+    dpr_epochs: float = 1.0
+    ance_epochs: float = 1.0
+    trainable_layers: int = 2
+    weight_decay: float = 0.2  # MARVEL's
+    mining_depth: int = 100
+
+
+def masked_contrastive(
+    queries: torch.Tensor, documents: torch.Tensor, columns: np.ndarray, allowed: list[set[int]], scale: torch.Tensor
+) -> torch.Tensor:
+    """Query i's positive is column i; any other column holding a positive of i's group is masked,
+    so a duplicate caption or a mined "negative" that is really relevant is never pushed away."""
+    logits = scale * queries @ documents.T
+    blocked = torch.tensor(
+        [[j != i and int(c) in allowed[i] for j, c in enumerate(columns)] for i in range(len(queries))],
+        dtype=torch.bool,
+    )
+    logits = logits.masked_fill(blocked, float("-inf"))
+    return F.cross_entropy(logits, torch.arange(len(queries)))
+
+
+class StageTrainer:
+    """Runs the stages on one model; ``auxiliary`` (CIEA's second loss) adds its term to each step."""
+
+    def __init__(
+        self,
+        model: VisualTokenEncoder,
+        table: TrainingTable,
+        dev: DevTable,
+        settings: StageSettings,
+        rng: np.random.Generator,
+        captioner=None,
+        auxiliary=None,
+    ):
+        self.model, self.table, self.dev, self.settings, self.rng = model, table, dev, settings, rng
+        self.captioner, self.auxiliary = captioner, auxiliary
+        self.captions = captioner(table.logits) if captioner else None
+        self.dev_captions = captioner(dev.logits) if captioner else None
+        self.best = BestCheckpoint()
+        self.history: list[dict] = []
+        self._states: dict[str, LayerStates] = {}
+
+    # ---- inputs ---------------------------------------------------------------------------------------------------
+    def image_inputs(self, grid: np.ndarray, captions: list[str] | None, rows: np.ndarray):
+        return self.model.image_inputs(grid_rows(grid, rows), [captions[i] for i in rows] if captions else None)
+
+    def document_inputs(self, rows: np.ndarray):
+        """Rows of the training table: images and texts go to different input builders."""
+        n = self.table.n_images
+        images, texts = rows[rows < n], rows[rows >= n]
+        if len(texts) == 0:
+            return self.image_inputs(self.table.grid, self.captions, images)
+        if len(images) == 0:
+            return self.model.text_inputs([self.table.texts[i - n] for i in texts])
+        raise ValueError("build image and text documents in separate batches")
+
+    # ---- dev ------------------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def dev_score(self, tag: str, layers: int | None = None) -> float:
+        self.model.eval()
+        queries = torch.cat(
+            [self.model.embed_texts(self.dev.queries[i : i + 128]) for i in range(0, len(self.dev.queries), 128)]
+        )
+        if layers is None:
+            docs = torch.cat(
+                [
+                    self.model.embed(*self.image_inputs(self.dev.grid, self.dev_captions, rows))
+                    for rows in np.array_split(np.arange(len(self.dev.grid)), max(1, len(self.dev.grid) // 64))
+                ]
+            )
+        else:
+            docs = self.embed_states(self.states("dev", layers), layers)
+        score = mrr_at_10(docs.numpy(), self.dev.doc_ids, queries.numpy(), self.dev.qids, self.dev.qrels)
+        self.model.train()
+        self.history.append({"stage": tag, "dev_mrr_at_10": round(score, 4)})
+        improved = self.best.offer(score, self.model, tag)
+        log.info("%s: dev MRR@10 %.4f%s", tag, score, " (best so far)" if improved else "")
+        return score
+
+    # ---- cached states ---------------------------------------------------------------------------------------------
+    def states(self, name: str, layers: int) -> LayerStates:
+        """States below ``layers`` of: "docs" (training table), "queries", "dev" (dev images)."""
+        key = f"{name}@{layers}"
+        if key not in self._states:
+            bar = lambda it: tqdm(it, desc=f"layer-{layers} states: {name}", unit="batch")  # noqa: E731
+            m = self.model
+            if name == "docs":
+                images = LayerStates.compute(
+                    m,
+                    lambda r: self.image_inputs(self.table.grid, self.captions, r),
+                    self.table.n_images,
+                    layers,
+                    progress=bar,
+                )
+                texts = LayerStates.compute(
+                    m,
+                    lambda r: m.text_inputs([self.table.texts[i] for i in r]),
+                    len(self.table.texts),
+                    layers,
+                    progress=bar,
+                )
+                self._states[key] = images.concat(texts)
+            elif name == "queries":
+                self._states[key] = LayerStates.compute(
+                    m,
+                    lambda r: m.text_inputs([self.table.queries[i] for i in r]),
+                    len(self.table.queries),
+                    layers,
+                    progress=bar,
+                )
+            elif name == "dev":
+                self._states[key] = LayerStates.compute(
+                    m,
+                    lambda r: self.image_inputs(self.dev.grid, self.dev_captions, r),
+                    len(self.dev.grid),
+                    layers,
+                    progress=bar,
+                )
+            else:
+                raise KeyError(name)
+        return self._states[key]
+
+    @torch.no_grad()
+    def embed_states(self, states: LayerStates, layers: int, batch_size: int = 128) -> torch.Tensor:
+        self.model.eval()
+        parts = [
+            self.model.upper(*states.take(np.arange(i, min(len(states), i + batch_size))), layers)
+            for i in range(0, len(states), batch_size)
+        ]
+        self.model.train()
+        return torch.cat(parts)
+
+    # ---- freezing ---------------------------------------------------------------------------------------------------
+    def _trainable(self, params) -> list[torch.nn.Parameter]:
+        wanted = {id(p) for p in params}
+        for p in self.model.parameters():
+            p.requires_grad_(id(p) in wanted)
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def _steps(self, n: int, epochs: float) -> int:
+        return max(1, math.ceil(epochs * n / self.settings.batch_size))
+
+    def _batches(self, rows: np.ndarray, steps: int):
+        done = 0
+        while done < steps:
+            order = self.rng.permutation(rows)
+            for start in range(0, len(order) - 1, self.settings.batch_size):
+                batch = order[start : start + self.settings.batch_size]
+                if len(batch) > 1 and done < steps:
+                    done += 1
+                    yield batch
+
+    # ---- stage 1 ----------------------------------------------------------------------------------------------------
+    def pretrain_visual(self, tag: str = "1-visual") -> None:
+        """Image-only document vs caption with the language model frozen; the query side is therefore
+        fixed and embedded once."""
+        m, s = self.model, self.settings
+        words = [p for p in (m.visual.words, m.markers, m.logit_scale) if p is not None]
+        extractor = list(m.extractor.parameters()) if m.extractor is not None else []
+        self._trainable([*m.visual.linear.parameters(), *words, *extractor])
+        groups = [
+            {"params": list(m.visual.linear.parameters()), "lr": s.visual_lr},
+            {"params": words, "lr": s.word_lr},
+            {"params": extractor, "lr": s.extractor_lr},
+        ]
+        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=0.01)
+        examples = self.table.image_examples()
+        with torch.no_grad():
+            m.eval()
+            queries = torch.cat(
+                [
+                    m.embed_texts([self.table.queries[i] for i in examples[j : j + 128]])
+                    for j in range(0, len(examples), 128)
+                ]
+            )
+        fixed = dict(zip(examples.tolist(), queries))
+        steps = self._steps(len(examples), s.visual_epochs)
+        schedule = cosine_with_warmup(optimizer, steps)
+        m.train()
+        m.lm.eval()  # frozen: no dropout noise on a fixed function
+        for batch in tqdm(self._batches(examples, steps), total=steps, desc=f"stage {tag}", unit="step"):
+            docs = m.embed(*self.document_inputs(self.table.positives[batch]))
+            q = torch.stack([fixed[int(i)] for i in batch])
+            loss = info_nce(q, docs, m.scale(), [self.table.groups[i] for i in batch], symmetric=True)
+            if self.auxiliary is not None:
+                loss = loss + self.auxiliary.visual_loss(self, batch)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+        self.dev_score(tag)
+
+    # ---- stages 2 and 4 ---------------------------------------------------------------------------------------------
+    def frozen_layers(self) -> int:
+        return self.model.num_layers - self.settings.trainable_layers
+
+    def train_language(self, epochs: float, negatives: tuple[np.ndarray, np.ndarray] | None, tag: str) -> None:
+        m, s, k = self.model, self.settings, self.frozen_layers()
+        params = [p for layer in m.lm.encoder.layer[k:] for p in layer.parameters()] + [m.logit_scale]
+        optimizer = torch.optim.AdamW(self._trainable(params), lr=s.lm_lr, weight_decay=s.weight_decay)
+        docs, queries = self.states("docs", k), self.states("queries", k)
+        if self.auxiliary is not None:
+            self.auxiliary.prepare_language(self, k)
+        allowed = self.table.group_positives()
+        examples = np.arange(len(self.table.queries))
+        steps = self._steps(len(examples), epochs)
+        schedule = cosine_with_warmup(optimizer, steps)
+        m.train()
+        for batch in tqdm(self._batches(examples, steps), total=steps, desc=f"stage {tag}", unit="step"):
+            columns = self.table.positives[batch]
+            if negatives is not None:
+                mined = np.concatenate([negatives[0][batch], negatives[1][batch]])
+                columns = np.concatenate([columns, mined[mined >= 0]])
+            q = m.upper(*queries.take(batch), k)
+            d = m.upper(*docs.take(columns), k)
+            loss = masked_contrastive(q, d, columns, [allowed[i] for i in batch], m.scale())
+            if self.auxiliary is not None:
+                loss = loss + self.auxiliary.language_loss(self, batch, k)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+        self.dev_score(tag, layers=k)
+
+    # ---- stage 3 ----------------------------------------------------------------------------------------------------
+    def mine(self) -> tuple[np.ndarray, np.ndarray]:
+        """One image and one text negative per query from the model's own top ``mining_depth``."""
+        k = self.frozen_layers()
+        docs = self.embed_states(self.states("docs", k), k).numpy()
+        queries = self.embed_states(self.states("queries", k), k).numpy()
+        images, texts = mine_hard_negatives(
+            queries,
+            docs,
+            self.table.doc_is_image,
+            self.table.positives,
+            self.table.group_positives(),
+            self.rng,
+            depth=self.settings.mining_depth,
+        )
+        log.info("mined negatives: %d image, %d text", int((images >= 0).sum()), int((texts >= 0).sum()))
+        return images, texts
+
+    def run(self, visual: bool = True) -> None:
+        """All four stages (``visual=False`` skips the first, for a model whose visual module is trained)."""
+        if visual and self.settings.visual_epochs > 0:
+            self.pretrain_visual()
+            self.best.restore(self.model)
+        else:
+            self.dev_score("0-start")
+        if self.settings.dpr_epochs > 0:
+            self.train_language(self.settings.dpr_epochs, None, "2-dpr")
+            self.best.restore(self.model)
+        if self.settings.ance_epochs > 0:
+            negatives = self.mine()
+            self.train_language(self.settings.ance_epochs, negatives, "4-ance")
+        self.best.restore(self.model)

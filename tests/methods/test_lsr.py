@@ -1,0 +1,258 @@
+"""Dense2Sparse LSR on tiny data: the head's expansion control, the schedules, the distillation loss,
+the inverted index against brute force, explanations, and staleness of the index."""
+
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from mmr.config import Settings
+from mmr.corpus.format import Corpus
+from mmr.index import IndexMismatchError, IndexParams
+from mmr.methods.lsr.head import (
+    SparseHead,
+    Vocabulary,
+    distillation_loss,
+    expansion_off_probability,
+    regulariser_weight,
+)
+from mmr.methods.lsr.index import SparseIndex
+from mmr.methods.lsr.model import LSRConfig, LSRModel
+from mmr.methods.lsr.retriever import LSRRetriever, explain_match
+from mmr.methods.lsr.training import LSRTraining, TeacherTables, train_epoch
+from mmr.retrievers.base import Resources
+from mmr.training.common import Manifest
+from mmr.types import Document, Query
+
+WORDS = ["a", "red", "blue", "flower", "cat", "dog", "house", "tree", "big", "small", "##s", "."]
+
+
+@pytest.fixture(scope="module")
+def vocabulary():
+    from transformers import BertTokenizerFast
+
+    names = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[unused0]", *WORDS]
+    return Vocabulary(BertTokenizerFast(vocab={name: i for i, name in enumerate(names)}))
+
+
+def _ids(vocabulary, words):
+    return sorted(vocabulary.tokenizer.convert_tokens_to_ids(words))
+
+
+def _head(vocabulary, in_dim=8, bias=2.0, seed=0):
+    torch.manual_seed(seed)
+    # A positive bias makes (almost) every term active: whatever is zero then is zero because of the mask.
+    head = SparseHead(in_dim, torch.randn(vocabulary.size, 6), vocabulary.usable)
+    with torch.no_grad():
+        head.decoder.bias.fill_(bias)
+    return head
+
+
+class FakeTeacher:
+    """A deterministic dual encoder: a text's vector is the sum of seeded random vectors of its words."""
+
+    needs_grid = False
+    dim = 8
+
+    def encode_texts(self, texts):
+        rows = []
+        for text in texts:
+            vector = np.zeros(self.dim, np.float32)
+            for word in text.lower().split():
+                vector += np.random.default_rng(sum(map(ord, word))).normal(size=self.dim).astype(np.float32)
+            rows.append(vector / max(np.linalg.norm(vector), 1e-6))
+        return np.stack(rows)
+
+    def encode_images(self, features):
+        return np.asarray(features.pooled[:, : self.dim], np.float32)
+
+
+def test_own_terms_leave_out_special_tokens(vocabulary):
+    (terms,) = vocabulary.own_terms(["A red flower flower."])
+    assert terms.tolist() == _ids(vocabulary, ["a", "red", "flower", "."])
+
+
+def test_head_without_expansion_weights_only_the_texts_own_tokens(vocabulary):
+    head = _head(vocabulary)
+    dense = torch.randn(2, 8)
+    own = vocabulary.own_terms(["red flower", "a big dog"])
+    restricted = head(dense, vocabulary.mask(own))
+    expanded = head(dense)
+    for row, terms in enumerate(own):
+        assert set(torch.nonzero(restricted[row]).ravel().tolist()) <= set(terms.tolist())
+        # restriction masks the same weights, it does not compute different ones
+        torch.testing.assert_close(restricted[row, terms], expanded[row, terms])
+        others = np.setdiff1d(np.flatnonzero(vocabulary.usable.numpy()), terms)
+        assert (expanded[row, others] > 0).sum() > 0  # with expansion, other terms get weight too
+
+
+def test_special_and_unused_slots_never_get_weight(vocabulary):
+    weights = _head(vocabulary, bias=5.0)(torch.randn(4, 8))
+    banned = vocabulary.tokenizer.convert_tokens_to_ids(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[unused0]"])
+    assert (weights[:, banned] == 0).all()
+    assert (weights >= 0).all()
+
+
+def test_l1_warmup_is_quadratic_and_expansion_control_anneals_over_95_percent():
+    assert regulariser_weight(0, 100, 2.0) == 0.0
+    assert regulariser_weight(25, 100, 2.0) == pytest.approx(2.0 / 16)
+    assert regulariser_weight(50, 100, 2.0) == pytest.approx(2.0 / 4)
+    assert regulariser_weight(100, 100, 2.0) == regulariser_weight(500, 100, 2.0) == 2.0
+    assert expansion_off_probability(0, 1000) == 1.0
+    assert expansion_off_probability(475, 1000) == pytest.approx(0.5)
+    assert expansion_off_probability(950, 1000) == expansion_off_probability(999, 1000) == 0.0
+
+
+def test_distillation_loss_is_smallest_when_the_student_copies_the_teacher():
+    torch.manual_seed(0)
+    q_dense, d_dense = torch.randn(5, 4), torch.randn(5, 4)
+    tau = 0.5
+    teacher_logits = q_dense @ d_dense.T / tau
+    copy = distillation_loss(q_dense / tau, d_dense, q_dense, d_dense, tau)
+    entropy = -(teacher_logits.softmax(1) * teacher_logits.log_softmax(1)).sum(1).mean()
+    entropy_t = -(teacher_logits.T.softmax(1) * teacher_logits.T.log_softmax(1)).sum(1).mean()
+    torch.testing.assert_close(copy, (entropy + entropy_t) / 2)
+    shuffled = distillation_loss(q_dense[[1, 0, 2, 3, 4]] / tau, d_dense, q_dense, d_dense, tau)
+    assert shuffled > copy
+    # both directions count: swapping the roles of queries and documents gives the same loss
+    torch.testing.assert_close(distillation_loss(d_dense / tau, q_dense, d_dense, q_dense, tau), copy)
+
+
+def _toy_training(anneal_fraction: float, epochs: int = 12):
+    """48 pairs whose queries own 3 random terms; the documents are 'images' (never restricted)."""
+    from transformers import BertTokenizerFast
+
+    names = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *[f"w{i}" for i in range(300)]]
+    vocabulary = Vocabulary(BertTokenizerFast(vocab={name: i for i, name in enumerate(names)}))
+    rng = np.random.default_rng(0)
+    n, dim = 48, 16
+    queries = torch.from_numpy(rng.normal(size=(n, dim)).astype(np.float32))
+    documents = queries + 0.3 * torch.from_numpy(rng.normal(size=(n, dim)).astype(np.float32))
+    terms = [np.sort(rng.choice(np.arange(5, 305), 3, replace=False)) for _ in range(n)]
+    tables = TeacherTables(queries, terms, documents, [None] * n, np.arange(n), np.arange(n))
+    hp = LSRTraining(epochs=epochs, batch_size=16, learning_rate=1e-2, teacher_temperature=0.1, l1_query=1e-4,
+        l1_document=1e-4,
+                     anneal_fraction=anneal_fraction)
+    torch.manual_seed(0)
+    head = SparseHead(dim, torch.randn(vocabulary.size, 32), vocabulary.usable)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=hp.learning_rate)
+    step, restricted = 0, []
+    for epoch in range(epochs):
+        step, stats = train_epoch(head, tables, vocabulary, optimizer, hp, rng, step, epochs * 3, f"e{epoch}")
+        restricted.append(stats["restricted_batches"])
+    with torch.no_grad():
+        own_token_scores = head(queries, vocabulary.mask(terms)) @ head(documents).T
+    # how often a query that may only use its own terms finds its document: the images must have
+    # learnt to put weight on their captions' words
+    return restricted, float((own_token_scores.argmax(1) == torch.arange(n)).float().mean())
+
+
+def test_expansion_control_teaches_images_their_captions_words():
+    restricted, found = _toy_training(anneal_fraction=0.95)
+    assert restricted[-1] == 0 and sum(restricted[:2]) >= 4  # p: 1 -> 0 over 95% of the steps
+    never_restricted, found_without = _toy_training(anneal_fraction=1e-9)
+    assert sum(never_restricted) <= 1  # only the very first batch (p = 1 at step 0)
+    assert found > 0.35 and found > 3 * found_without
+
+
+def _random_sparse(rng, rows, vocab, density, empty_rows=()):
+    matrix = sp.random(rows, vocab, density=density, format="csr", dtype=np.float32, random_state=rng)
+    matrix.data = np.log1p(matrix.data * 5).astype(np.float32)
+    for row in empty_rows:
+        matrix.data[matrix.indptr[row] : matrix.indptr[row + 1]] = 0
+    matrix.eliminate_zeros()
+    return matrix
+
+
+@pytest.mark.parametrize(
+    ("n", "vocab", "density", "k"),
+    [(1, 13, 0.3, 1), (7, 97, 0.3, 3), (257, 997, 0.05, 10), (1031, 3001, 0.01, 50), (5, 50, 0.3, 20)],
+)
+def test_inverted_index_agrees_with_brute_force(n, vocab, density, k):
+    rng = np.random.default_rng(n + vocab)
+    forward = _random_sparse(rng, n, vocab, density, empty_rows=[0] if n > 1 else [])
+    params = IndexParams("lsr", "test", vocab, "c", "fp")
+    index = SparseIndex(forward, [f"d{i}" for i in range(n)], params)
+    queries = _random_sparse(rng, 20, vocab, 0.05 if vocab > 100 else 0.3)
+    for query in queries:
+        expected = index.search_exact(query, k)
+        assert [h.doc_id for h in index.search(query, k)] == [h.doc_id for h in expected]
+        assert all(h.score > 0 for h in expected) and len(expected) <= k
+        if n > 1:
+            assert "d0" not in {h.doc_id for h in expected}  # a document without terms never matches
+    assert index.search(sp.csr_matrix((1, vocab), dtype=np.float32), k) == []
+
+
+def test_index_roundtrip_and_mismatch(tmp_path):
+    rng = np.random.default_rng(3)
+    forward = _random_sparse(rng, 40, 200, 0.1)
+    params = IndexParams("lsr", "lsr@abc/teacher@1", 200, "c", "fp")
+    SparseIndex(forward, [f"d{i}" for i in range(40)], params).save(tmp_path / "idx")
+    loaded = SparseIndex.load(tmp_path / "idx", params, "retrain")
+    query = forward[7]
+    assert loaded.search(query, 1)[0].doc_id == "d7"
+    assert json.loads((tmp_path / "idx" / "params.json").read_text())["count"] == 40
+    with pytest.raises(IndexMismatchError, match="encoder.*retrain"):
+        SparseIndex.load(tmp_path / "idx", IndexParams("lsr", "lsr@new/teacher@1", 200, "c", "fp"), "retrain")
+    with pytest.raises(IndexMismatchError, match="no LSR index"):
+        SparseIndex.load(tmp_path / "missing", params, "retrain")
+
+
+def test_explain_lists_the_shared_terms_by_contribution(vocabulary):
+    ids = dict(zip(WORDS, vocabulary.tokenizer.convert_tokens_to_ids(WORDS), strict=True))
+
+    def vector(weights):
+        row = np.zeros((1, vocabulary.size), np.float32)
+        for word, weight in weights.items():
+            row[0, ids[word]] = weight
+        return sp.csr_matrix(row)
+
+    query = vector({"red": 1.0, "flower": 2.0, "cat": 0.5})
+    document = vector({"flower": 0.5, "red": 3.0, "tree": 4.0})
+    explanation = explain_match(query, document, vocabulary)
+    assert [t["term"] for t in explanation["shared_terms"]] == ["red", "flower"]  # 3.0 before 1.0
+    assert explanation["shared_terms"][0] == {"term": "red", "query_weight": 1.0, "document_weight": 3.0,
+                                              "contribution": 3.0}
+    assert explanation["score"] == pytest.approx(float((query @ document.T).toarray()[0, 0]))
+    assert [t["term"] for t in explanation["document_terms"]] == ["tree", "red", "flower"]
+    assert explain_match(query, vector({"dog": 1.0}), vocabulary)["shared_terms"] == []
+
+
+def _model(vocabulary):
+    config = LSRConfig("zeroshot-verbal", "zeroshot-verbal@x", 8, 6, vocabulary.size, expand_texts=False)
+    return LSRModel(config, _head(vocabulary, bias=5.0), vocabulary, FakeTeacher())
+
+
+def test_retriever_searches_and_explains_text_documents(vocabulary, tmp_path):
+    model = _model(vocabulary)
+    docs = [Document(f"t{i}", "text", text) for i, text in enumerate(["a red flower", "a big dog", "blue house"])]
+    corpus = Corpus("c", tuple(docs))
+    index = SparseIndex(LSRRetriever.encode_corpus(model, corpus, None), [d.id for d in docs],
+                        IndexParams("lsr", "x", vocabulary.size, "c", corpus.fingerprint))
+    retriever = LSRRetriever(Resources(Settings(index_store=tmp_path)), model, index)
+    hits = retriever.search(Query(text="big dog"), k=3)
+    assert hits[0].doc_id == "t1"  # own tokens only: "big" and "dog" are the only way to score
+    explanation = retriever.explain(Query(text="big dog"), "t1")
+    assert {t["term"] for t in explanation["shared_terms"]} == {"big", "dog"}
+    assert explanation["score"] == pytest.approx(hits[0].score, rel=1e-5)
+    assert retriever.explain(Query(text="big dog"), "unknown") is None
+
+
+def test_model_roundtrip_and_stale_teacher_is_detected(vocabulary, tmp_path):
+    settings = Settings(index_store=tmp_path)
+    resources = Resources(settings)
+    model = _model(vocabulary)
+    folder = settings.models_dir / "lsr"
+    model.save(folder)
+    loaded = LSRModel.load(folder, resources, teacher=FakeTeacher())
+    texts = ["a red flower", "cats and dogs"]
+    assert (loaded.encode_texts(texts) != model.encode_texts(texts)).nnz == 0
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "teacher": "marvel", "teacher_tag": "marvel@old"}))
+    Manifest("lsr", "d", 0.1, 0, 1.0).save(folder)
+    Manifest("marvel", "d", 0.3, 0, 1.0).save(settings.models_dir / "marvel")
+    corpus = Corpus("c", (Document("t0", "text", "a red flower"),))
+    with pytest.raises(IndexMismatchError, match="teacher changed.*mmr train lsr"):
+        LSRRetriever.params_for(corpus, resources)

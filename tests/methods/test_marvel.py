@@ -1,0 +1,163 @@
+"""MARVEL's mechanism on a tiny BERT the test creates: visual tokens between markers, staged freezing."""
+
+import numpy as np
+import pytest
+import torch
+
+from mmr.encoders.efficientnet import ImageFeatures
+from mmr.methods.marvel import MarvelRetriever
+from mmr.methods.visual_states import LayerStates
+from mmr.methods.visual_tokens import VisualTokenConfig, VisualTokenEncoder, load_language_model, load_saved
+from mmr.methods.visual_training import StageSettings, StageTrainer, masked_contrastive
+
+from .visual_helpers import CHANNELS, PATCHES, changed, grids, make_encoder, make_tiny_bert, snapshot, tiny_tables
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    return make_tiny_bert(tmp_path_factory)
+
+
+def test_image_sequence_is_cls_start_visual_tokens_end_sep(tiny_bert):
+    model = make_encoder(tiny_bert)
+    grid = torch.from_numpy(grids(2).astype(np.float32))
+    embeds, mask = model.image_inputs(grid)
+    words = model.lm.get_input_embeddings().weight
+    assert embeds.shape == (2, PATCHES + 4, 16) and mask.tolist() == [[1] * (PATCHES + 4)] * 2
+    torch.testing.assert_close(embeds[:, 0], words[model.tokenizer.cls_token_id].expand(2, -1))
+    torch.testing.assert_close(embeds[:, 1], model.markers[0].expand(2, -1))  # <im_start>
+    torch.testing.assert_close(embeds[:, 2 : 2 + PATCHES], model.visual(grid))
+    torch.testing.assert_close(embeds[:, 2 + PATCHES], model.markers[1].expand(2, -1))  # <im_end>
+    torch.testing.assert_close(embeds[:, -1], words[model.tokenizer.sep_token_id].expand(2, -1))
+    assert not torch.allclose(model.markers[0], model.markers[1])  # two distinct learned vectors
+
+
+def test_visual_tokens_drive_the_image_embedding(tiny_bert):
+    model = make_encoder(tiny_bert).eval()
+    grid = torch.from_numpy(grids(3).astype(np.float32))
+    with torch.no_grad():
+        vectors = model.embed_images(grid)
+        assert not torch.allclose(vectors[0], vectors[1], atol=1e-3)
+        torch.testing.assert_close(vectors.norm(dim=1), torch.ones(3))
+        model.visual.linear.weight.zero_()
+        model.visual.linear.bias.zero_()
+        blind = model.embed_images(grid)
+    torch.testing.assert_close(blind[0], blind[1])  # zeroed projection: every image looks the same
+    torch.testing.assert_close(blind[0], blind[2])
+
+
+def test_class_words_make_a_cell_start_as_the_word_for_its_class(tiny_bert):
+    torch.manual_seed(0)
+    lm, tokenizer = load_language_model(tiny_bert)
+    config = VisualTokenConfig(grid_dim=CHANNELS, class_words=3, class_temperature=1.0)
+    model = VisualTokenEncoder(lm, tokenizer, config)
+    classifier = torch.eye(3, CHANNELS) * 50.0  # channel k is the evidence for class k
+    words = model.phrase_embeddings(["cat", "blue dog", "bird"])
+    vocab = model.lm.get_input_embeddings().weight.detach()
+    ids = tokenizer.convert_tokens_to_ids(["blue", "dog"])
+    torch.testing.assert_close(words[1], vocab[ids].mean(0))  # a class name enters as its mean wordpiece
+    model.visual.init_class_words(classifier, torch.zeros(3), words)
+    cells = torch.zeros(1, 3, CHANNELS)
+    cells[0, 0, 2], cells[0, 1, 0], cells[0, 2, 1] = 1.0, 1.0, 1.0  # a bird cell, a cat cell, a dog cell
+    with torch.no_grad():
+        torch.testing.assert_close(model.visual(cells)[0], words[[2, 0, 1]], atol=1e-4, rtol=1e-4)
+    # stage 1 trains the table and the linear map, never the frozen classifier (a buffer, not a parameter)
+    assert {name for name, _ in model.visual.named_parameters()} == {"linear.weight", "linear.bias", "words"}
+    assert {name for name, _ in model.visual.named_buffers()} == {"class_weight", "class_bias"}
+
+
+def test_queries_embed_as_the_plain_mean_pooled_text_encoder(tiny_bert):
+    model = make_encoder(tiny_bert).eval()
+    texts = ["a red flower", "cat", "blue dog a bird"]
+    batch = model.tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model.lm(**batch).last_hidden_state
+        weights = batch["attention_mask"].unsqueeze(-1).float()
+        expected = torch.nn.functional.normalize((hidden * weights).sum(1) / weights.sum(1), dim=-1)
+        torch.testing.assert_close(model.embed_texts(texts), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_split_forward_and_cached_states_equal_the_full_pass(tiny_bert):
+    model = make_encoder(tiny_bert).eval()
+    texts = ["a", "red flower", "a blue cat and a dog"]
+    with torch.no_grad():
+        full = model.embed_texts(texts)
+        for layers in range(model.num_layers + 1):
+            embeds, mask = model.text_inputs(texts)
+            torch.testing.assert_close(model.upper(model.lower(embeds, mask, layers), mask, layers), full)
+            states = LayerStates.compute(
+                model, lambda r: model.text_inputs([texts[i] for i in r]), 3, layers, batch_size=2
+            )
+            # rows padded to another batch's width, then trimmed again, give the same vectors (fp16 cache)
+            cached = model.upper(*states.take([2, 0]), layers)
+            torch.testing.assert_close(cached, full[[2, 0]], atol=2e-3, rtol=2e-3)
+
+
+def test_stage_one_trains_only_the_visual_module(tiny_bert):
+    table, dev = tiny_tables()
+    model = make_encoder(tiny_bert)
+    settings = StageSettings(batch_size=3, visual_lr=1e-2, visual_epochs=1.0, dpr_epochs=0, ance_epochs=0)
+    trainer = StageTrainer(model, table, dev, settings, np.random.default_rng(0))
+    lm_before, visual_before = snapshot(model.lm.parameters()), snapshot([model.visual.linear.weight, model.markers])
+    trainer.pretrain_visual()
+    assert not any(changed(lm_before, model.lm.parameters()))  # the language model is frozen
+    assert all(changed(visual_before, [model.visual.linear.weight, model.markers]))
+    assert trainer.history[-1]["stage"] == "1-visual" and 0 <= trainer.history[-1]["dev_mrr_at_10"] <= 1
+
+
+def test_language_stages_freeze_vision_and_the_bottom_layers(tiny_bert):
+    table, dev = tiny_tables()
+    model = make_encoder(tiny_bert)
+    settings = StageSettings(batch_size=4, lm_lr=1e-2, trainable_layers=1, dpr_epochs=1.0, ance_epochs=1.0)
+    trainer = StageTrainer(model, table, dev, settings, np.random.default_rng(0))
+    frozen = [
+        model.visual.linear.weight,
+        model.visual.linear.bias,
+        model.markers,
+        *model.lm.embeddings.parameters(),
+        *model.lm.encoder.layer[0].parameters(),
+    ]
+    top = list(model.lm.encoder.layer[1].parameters())
+    frozen_before, top_before = snapshot(frozen), snapshot(top)
+    trainer.train_language(1.0, None, "2-dpr")
+    negatives = trainer.mine()
+    trainer.train_language(1.0, negatives, "4-ance")
+    assert not any(changed(frozen_before, frozen))
+    assert any(changed(top_before, top))
+    images, texts = negatives
+    for i, (image, text) in enumerate(zip(images, texts)):
+        positives = table.group_positives()[i]
+        assert image not in positives and text not in positives
+        assert (image == -1 or image < table.n_images) and (text == -1 or text >= table.n_images)
+
+
+def test_masked_contrastive_never_pushes_a_group_positive_away():
+    queries = torch.nn.functional.normalize(torch.randn(2, 4), dim=-1)
+    docs = torch.nn.functional.normalize(torch.randn(3, 4), dim=-1)
+    columns = np.array([10, 11, 12])
+    free = masked_contrastive(queries, docs, columns, [{10}, {11}], torch.tensor(10.0))
+    # column 12 is another positive of query 0's group: masked for query 0, so the loss changes
+    masked = masked_contrastive(queries, docs, columns, [{10, 12}, {11}], torch.tensor(10.0))
+    assert masked < free
+    docs_moved = docs.clone()
+    docs_moved[2] = queries[0]  # a masked column may be as close as it likes without any cost
+    torch.testing.assert_close(
+        masked_contrastive(queries[:1], docs_moved, columns, [{10, 12}], torch.tensor(10.0)),
+        masked_contrastive(queries[:1], docs, columns, [{10, 12}], torch.tensor(10.0)),
+    )
+
+
+def test_saved_model_reloads_as_a_retrieval_model(tiny_bert, tmp_path):
+    model = make_encoder(tiny_bert).eval()
+    model.save(tmp_path / "marvel", extra={"method": "marvel"})
+    loaded = MarvelRetriever.load_model(tmp_path / "marvel", resources=None)
+    features = ImageFeatures(pooled=np.zeros((3, CHANNELS)), logits=np.zeros((3, 1000)), grid=grids(3))
+    images, texts = loaded.encode_images(features), loaded.encode_texts(["red flower", "cat"])
+    assert images.dtype == np.float32 and images.shape == (3, 16) and texts.shape == (2, 16)
+    np.testing.assert_allclose(np.linalg.norm(images, axis=1), 1, rtol=1e-5)
+    with torch.no_grad():
+        expected = model.embed_images(torch.from_numpy(grids(3).astype(np.float32))).numpy()
+    np.testing.assert_allclose(images, expected, atol=1e-5)
+    assert loaded.needs_grid and loaded.dim == 16
+    reloaded, extra = load_saved(tmp_path / "marvel")
+    assert extra["method"] == "marvel" and reloaded.extractor is None

@@ -1,0 +1,91 @@
+"""Tiny stand-ins shared by the MARVEL and CIEA tests: a BERT the test creates, random grids, a small table."""
+
+import numpy as np
+import torch
+
+from mmr.methods.visual_states import DevTable, TrainingTable
+from mmr.methods.visual_tokens import VisualTokenConfig, VisualTokenEncoder, load_language_model
+
+PATCHES, CHANNELS = 4, 8
+VOCAB = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    "a",
+    "red",
+    "blue",
+    "flower",
+    "cat",
+    "dog",
+    "bird",
+    "tench",
+    "goldfish",
+    ",",
+    "green",
+    "house",
+    "tree",
+]
+
+
+def make_tiny_bert(tmp_path_factory):
+    """A 2-layer, 16-wide BERT and its tokenizer, saved where ``from_pretrained`` can load them."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    (folder / "vocab.txt").write_text("\n".join(VOCAB))
+    BertTokenizerFast(vocab=str(folder / "vocab.txt")).save_pretrained(folder)
+    config = BertConfig(
+        vocab_size=len(VOCAB),
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+    )
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    return folder
+
+
+def make_encoder(folder, seed=0, extractor=None) -> VisualTokenEncoder:
+    torch.manual_seed(seed)
+    lm, tokenizer = load_language_model(folder)
+    return VisualTokenEncoder(lm, tokenizer, VisualTokenConfig(grid_dim=CHANNELS, caption_length=8), extractor)
+
+
+def grids(n, seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, PATCHES, CHANNELS)).astype(np.float16)
+
+
+def tiny_tables(n_images=6):
+    words = ["red flower", "blue cat", "a dog", "green bird", "red house", "blue tree"]
+    texts = ["a red cat", "a blue dog", "a green tree"]
+    queries = words[:n_images] + ["cat", "dog", "tree"]
+    table = TrainingTable(
+        queries=queries,
+        groups=queries[:n_images] + ["wn:cat", "wn:dog", "wn:tree"],
+        positives=np.arange(n_images + 3),
+        grid=grids(n_images),
+        logits=np.zeros((n_images, 1000)),
+        texts=texts,
+        doc_ids=[f"img{i}" for i in range(n_images)] + ["t0", "t1", "t2"],
+    )
+    dev = DevTable(
+        grid=grids(4, seed=1),
+        logits=np.zeros((4, 1000)),
+        doc_ids=["d0", "d1", "d2", "d3"],
+        qids=["q0", "q1"],
+        queries=["red flower", "a dog"],
+        qrels={"q0": {"d0": 1}, "q1": {"d2": 1}},
+    )
+    return table, dev
+
+
+def snapshot(params) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in params]
+
+
+def changed(before, params) -> list[bool]:
+    return [not torch.equal(b, p.detach()) for b, p in zip(before, params)]

@@ -35,12 +35,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmr.config import Settings
+from mmr.index import IndexMismatchError
 from mmr.methods import marvel
 from mmr.methods.visual_states import LayerStates, TrainingTable, grid_rows, load_tables
 from mmr.methods.visual_tokens import VisualTokenDualEncoder, VisualTokenEncoder, load_saved
 from mmr.methods.visual_training import StageSettings, StageTrainer
 from mmr.retrievers.base import Resources
-from mmr.index import IndexMismatchError
 from mmr.retrievers.trained import TrainedDenseRetriever, model_fingerprint
 from mmr.training.common import Manifest, info_nce, seed_everything
 
@@ -49,13 +49,15 @@ log = logging.getLogger(__name__)
 NAME = "ciea"
 CAPTION_WORDS = 5  # top ImageNet classes in an image's verbalisation (5 scored best on dev, frozen MiniLM)
 EXTRA_LOSS_WEIGHT = 0.1  # CIEA's lambda
-STAGES = StageSettings(
+STAGES = StageSettings(  # fine-tunes MARVEL: a short extractor stage, then ANCE (MARVEL did the DPR stage)
     batch_size=64,
-    visual_lr=5e-4,
+    visual_lr=3e-5,
+    word_lr=2e-4,
+    extractor_lr=1e-4,
     visual_epochs=0.5,
-    lm_lr=5e-5,
-    dpr_epochs=1.0,
-    ance_epochs=1.0,
+    lm_lr=3e-5,
+    dpr_epochs=0.0,
+    ance_epochs=0.25,
     trainable_layers=2,
 )
 
@@ -240,7 +242,7 @@ def train(settings: Settings, resources: Resources, seed: int = 0, stages: Stage
     captioner = lambda logits: verbalise(logits, CAPTION_WORDS)  # noqa: E731
     trainer = StageTrainer(model, table, dev, stages, rng, captioner=captioner)
     trainer.auxiliary = ResidualQueryLoss(table, trainer.captions, model.tokenizer)
-    trainer.run(visual=True)
+    trainer.run(score_start=True)  # MARVEL + verbalised captions, before any CIEA training
     folder = resources.settings.models_dir / NAME
     model.save(folder, extra={"method": NAME, "caption_words": CAPTION_WORDS, "stages": asdict(stages)})
     config = {

@@ -141,12 +141,16 @@ def make_train_set(data, pooled: np.ndarray, verbal_words: list[str]) -> TrainSe
 
 @dataclass
 class DevData:
+    """A dev benchmark over one collection; image documents are seen only as pixels and verbalisation."""
+
+    name: str
     qids: list[str]
     queries: list[str]
     qrels: dict[str, dict[str, int]]
     doc_ids: list[str]
-    verbal_words: list[str]
-    pooled: torch.Tensor
+    doc_texts: list[str]  # a text document's text; an image document's verbalisation (never its caption)
+    is_image: np.ndarray
+    pooled: torch.Tensor  # (n_docs, channels), zeros for text documents
 
 
 # ----------------------------------------------------------------------------- encoding
@@ -205,9 +209,10 @@ def encode_in_chunks(fn, n: int, chunk: int = 256) -> np.ndarray:
 def dev_mrr(model: UniVLModel, text_fn: TextFn, dev: DevData) -> float:
     model.eval()
     queries = encode_in_chunks(lambda idx: text_fn([dev.queries[i] for i in idx]), len(dev.queries))
-    is_image = np.ones(len(dev.doc_ids), bool)
     docs = encode_in_chunks(
-        lambda idx: embed_documents(model, text_fn, [dev.verbal_words[i] for i in idx], is_image[idx], dev.pooled[idx]),
+        lambda idx: embed_documents(
+            model, text_fn, [dev.doc_texts[i] for i in idx], dev.is_image[idx], dev.pooled[idx]
+        ),
         len(dev.doc_ids),
     )
     model.train()
@@ -272,7 +277,7 @@ def run_stage(
     model: UniVLModel,
     cache: BottomCache,
     ts: TrainSet,
-    dev: DevData,
+    dev: Sequence[DevData],
     stage: StageSettings,
     rng: np.random.Generator,
     tag: str,
@@ -281,8 +286,8 @@ def run_stage(
     head_only: bool = False,
     best: BestCheckpoint | None = None,
 ) -> BestCheckpoint:
-    """Train ``stage.epochs`` epochs, scoring dev after each; leaves the model at its best dev epoch (of
-    this stage, or of every stage that shared ``best``).
+    """Train ``stage.epochs`` epochs, scoring every dev set after each; leaves the model at its best epoch
+    by the mean dev MRR@10 (of this stage, or of every stage that shared ``best``).
 
     ``head_only`` freezes the text tower too (its embeddings are then computed once, not per step).
     """
@@ -297,19 +302,23 @@ def run_stage(
         # several times the work in thread synchronisation.
         with _threads(1 if head_only else torch.get_num_threads()):
             loss = train_epoch(model, optimizer, scheduler, text_fn, ts, stage, rng, negatives, f"{tag} epoch {epoch}")
-            score = dev_mrr(model, text_fn, dev)
+            scores = {f"dev_{d.name}": round(dev_mrr(model, text_fn, d), 4) for d in dev}
+        selection = round(float(np.mean(list(scores.values()))), 4)
+        checkpoint = f"{tag} epoch {epoch}"
         history.append(
             {
+                "checkpoint": checkpoint,
                 "stage": tag,
                 "epoch": epoch,
                 "loss": round(loss, 4),
-                "dev_mrr_at_10": round(score, 4),
+                **scores,
+                "dev_mean": selection,
                 "scale": round(float(model.scale.detach()), 2),
                 "seconds": round(time.time() - start, 1),
             }
         )
-        log.info("%s epoch %d: loss %.3f, dev MRR@10 %.4f", tag, epoch, loss, score)
-        best.offer(score, model, f"{tag} epoch {epoch}")
+        log.info("%s: loss %.3f, dev MRR@10 %s", checkpoint, loss, scores)
+        best.offer(selection, model, checkpoint)
     best.restore(model)
     log.info("%s: kept %s (dev MRR@10 %.4f)", tag, best.tag, best.score)
     return best

@@ -102,20 +102,27 @@ class LayerStates:
         layers: int,
         batch_size: int = 64,
         progress=None,
+        lengths: Sequence[int] | None = None,
     ) -> LayerStates:
-        """``inputs(rows)`` gives (embeds, mask) of those rows; the model must be frozen below ``layers``."""
+        """``inputs(rows)`` gives (embeds, mask) of those rows; the model must be frozen below ``layers``.
+        ``lengths`` (e.g. of texts) batch similar lengths together, so few padding tokens are computed."""
         was_training = model.training
         model.eval()
+        order = np.argsort(lengths, kind="stable") if lengths is not None else np.arange(n)
         parts, masks = [], []
         starts = range(0, n, batch_size)
         for start in progress(starts) if progress else starts:
-            embeds, mask = inputs(np.arange(start, min(n, start + batch_size)))
+            embeds, mask = inputs(order[start : start + batch_size])
             parts.append(model.lower(embeds, mask, layers).half())
             masks.append(mask)
         model.train(was_training)
         width = max(p.shape[1] for p in parts)
-        hidden = torch.cat([torch.nn.functional.pad(p, (0, 0, 0, width - p.shape[1])) for p in parts])
-        mask = torch.cat([torch.nn.functional.pad(m, (0, width - m.shape[1])) for m in masks])
+        hidden = torch.zeros(n, width, parts[0].shape[2], dtype=torch.float16)
+        mask = torch.zeros(n, width, dtype=masks[0].dtype)
+        for start, part, part_mask in zip(starts, parts, masks):
+            rows = torch.as_tensor(order[start : start + batch_size])
+            hidden[rows, : part.shape[1]] = part
+            mask[rows, : part_mask.shape[1]] = part_mask
         return cls(hidden, mask, layers)
 
     def concat(self, other: LayerStates) -> LayerStates:

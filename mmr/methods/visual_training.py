@@ -123,42 +123,30 @@ class StageTrainer:
         key = f"{name}@{layers}"
         if key not in self._states:
             bar = lambda it: tqdm(it, desc=f"layer-{layers} states: {name}", unit="batch")  # noqa: E731
-            m = self.model
             if name == "docs":
-                images = LayerStates.compute(
-                    m,
-                    lambda r: self.image_inputs(self.table.grid, self.captions, r),
-                    self.table.n_images,
-                    layers,
-                    progress=bar,
-                )
-                texts = LayerStates.compute(
-                    m,
-                    lambda r: m.text_inputs([self.table.texts[i] for i in r]),
-                    len(self.table.texts),
-                    layers,
-                    progress=bar,
-                )
-                self._states[key] = images.concat(texts)
+                images = self._image_states(self.table.grid, self.captions, layers, bar)
+                self._states[key] = images.concat(self.text_states(self.table.texts, layers, bar))
             elif name == "queries":
-                self._states[key] = LayerStates.compute(
-                    m,
-                    lambda r: m.text_inputs([self.table.queries[i] for i in r]),
-                    len(self.table.queries),
-                    layers,
-                    progress=bar,
-                )
+                self._states[key] = self.text_states(self.table.queries, layers, bar)
             elif name == "dev":
-                self._states[key] = LayerStates.compute(
-                    m,
-                    lambda r: self.image_inputs(self.dev.grid, self.dev_captions, r),
-                    len(self.dev.grid),
-                    layers,
-                    progress=bar,
-                )
+                self._states[key] = self._image_states(self.dev.grid, self.dev_captions, layers, bar)
             else:
                 raise KeyError(name)
         return self._states[key]
+
+    def _image_states(self, grid: np.ndarray, captions: list[str] | None, layers: int, bar) -> LayerStates:
+        return LayerStates.compute(
+            self.model, lambda rows: self.image_inputs(grid, captions, rows), len(grid), layers, progress=bar
+        )
+
+    def text_states(self, texts: list[str], layers: int, bar=None) -> LayerStates:
+        m = self.model
+        lengths = [
+            len(ids) for ids in m.tokenizer(texts, truncation=True, max_length=m.config.max_text_length)["input_ids"]
+        ]
+        return LayerStates.compute(
+            m, lambda rows: m.text_inputs([texts[i] for i in rows]), len(texts), layers, progress=bar, lengths=lengths
+        )
 
     @torch.no_grad()
     def embed_states(self, states: LayerStates, layers: int, batch_size: int = 128) -> torch.Tensor:
@@ -280,13 +268,13 @@ class StageTrainer:
         log.info("mined negatives: %d image, %d text", int((images >= 0).sum()), int((texts >= 0).sum()))
         return images, texts
 
-    def run(self, visual: bool = True) -> None:
-        """All four stages (``visual=False`` skips the first, for a model whose visual module is trained)."""
-        if visual and self.settings.visual_epochs > 0:
+    def run(self, score_start: bool = False) -> None:
+        """The stages whose epochs are > 0, each continuing from the best state on dev so far."""
+        if score_start:
+            self.dev_score("0-start")
+        if self.settings.visual_epochs > 0:
             self.pretrain_visual()
             self.best.restore(self.model)
-        else:
-            self.dev_score("0-start")
         if self.settings.dpr_epochs > 0:
             self.train_language(self.settings.dpr_epochs, None, "2-dpr")
             self.best.restore(self.model)

@@ -132,9 +132,15 @@ def _toy_training(anneal_fraction: float, epochs: int = 12):
     documents = queries + 0.3 * torch.from_numpy(rng.normal(size=(n, dim)).astype(np.float32))
     terms = [np.sort(rng.choice(np.arange(5, 305), 3, replace=False)) for _ in range(n)]
     tables = TeacherTables(queries, terms, documents, [None] * n, np.arange(n), np.arange(n))
-    hp = LSRTraining(epochs=epochs, batch_size=16, learning_rate=1e-2, teacher_temperature=0.1, l1_query=1e-4,
+    hp = LSRTraining(
+        epochs=epochs,
+        batch_size=16,
+        learning_rate=1e-2,
+        teacher_temperature=0.1,
+        l1_query=1e-4,
         l1_document=1e-4,
-                     anneal_fraction=anneal_fraction)
+        anneal_fraction=anneal_fraction,
+    )
     torch.manual_seed(0)
     head = SparseHead(dim, torch.randn(vocabulary.size, 32), vocabulary.usable)
     optimizer = torch.optim.AdamW(head.parameters(), lr=hp.learning_rate)
@@ -198,6 +204,9 @@ def test_index_roundtrip_and_mismatch(tmp_path):
         SparseIndex.load(tmp_path / "idx", IndexParams("lsr", "lsr@new/teacher@1", 200, "c", "fp"), "retrain")
     with pytest.raises(IndexMismatchError, match="no LSR index"):
         SparseIndex.load(tmp_path / "missing", params, "retrain")
+    (tmp_path / "idx" / "index.index.seismic").unlink()
+    with pytest.raises(IndexMismatchError, match="index.seismic; retrain"):
+        SparseIndex.load(tmp_path / "idx", params, "retrain")
 
 
 def test_explain_lists_the_shared_terms_by_contribution(vocabulary):
@@ -213,8 +222,12 @@ def test_explain_lists_the_shared_terms_by_contribution(vocabulary):
     document = vector({"flower": 0.5, "red": 3.0, "tree": 4.0})
     explanation = explain_match(query, document, vocabulary)
     assert [t["term"] for t in explanation["shared_terms"]] == ["red", "flower"]  # 3.0 before 1.0
-    assert explanation["shared_terms"][0] == {"term": "red", "query_weight": 1.0, "document_weight": 3.0,
-                                              "contribution": 3.0}
+    assert explanation["shared_terms"][0] == {
+        "term": "red",
+        "query_weight": 1.0,
+        "document_weight": 3.0,
+        "contribution": 3.0,
+    }
     assert explanation["score"] == pytest.approx(float((query @ document.T).toarray()[0, 0]))
     assert [t["term"] for t in explanation["document_terms"]] == ["tree", "red", "flower"]
     assert explain_match(query, vector({"dog": 1.0}), vocabulary)["shared_terms"] == []
@@ -229,8 +242,11 @@ def test_retriever_searches_and_explains_text_documents(vocabulary, tmp_path):
     model = _model(vocabulary)
     docs = [Document(f"t{i}", "text", text) for i, text in enumerate(["a red flower", "a big dog", "blue house"])]
     corpus = Corpus("c", tuple(docs))
-    index = SparseIndex(LSRRetriever.encode_corpus(model, corpus, None), [d.id for d in docs],
-                        IndexParams("lsr", "x", vocabulary.size, "c", corpus.fingerprint))
+    index = SparseIndex(
+        LSRRetriever.encode_corpus(model, corpus, None),
+        [d.id for d in docs],
+        IndexParams("lsr", "x", vocabulary.size, "c", corpus.fingerprint),
+    )
     retriever = LSRRetriever(Resources(Settings(index_store=tmp_path)), model, index)
     hits = retriever.search(Query(text="big dog"), k=3)
     assert hits[0].doc_id == "t1"  # own tokens only: "big" and "dog" are the only way to score

@@ -262,16 +262,24 @@ def test_head_only_phase_trains_the_image_head_against_a_frozen_text_tower(tiny_
     data, verbal = toy_data()
     pooled = np.random.default_rng(0).normal(size=(4, 8)).astype(np.float32)
     ts = make_train_set(data, pooled, verbal)
+    texts = [data.documents[i].text for i in data.text_ids]
     dev = DevData(
-        ["q0"], ["blue dog"], {"q0": {"img1": 1}}, [f"img{i}" for i in range(4)], verbal, torch.from_numpy(pooled)
+        "toy",
+        ["q0", "q1"],
+        ["blue dog", "a green tree"],
+        {"q0": {"img1": 1}, "q1": {"txt1": 1}},
+        ts.doc_ids,
+        verbal + texts,  # a mixed collection: verbalised images, then texts
+        ts.doc_is_image,
+        torch.cat([torch.from_numpy(pooled), torch.zeros(len(texts), 8)]),
     )
     cache = BottomCache(model, tokenizer)
     cache.add(ts.queries + ts.doc_texts + dev.queries)
     text_before = {k: v.clone() for k, v in model.text.state_dict().items()}
     history: list = []
     stage = StageSettings(epochs=2, batch_size=4, lr_head=1e-2)
-    best = run_stage(model, cache, ts, dev, stage, np.random.default_rng(0), "head", history, head_only=True)
-    assert [h["epoch"] for h in history] == [1, 2] and best.score == max(h["dev_mrr_at_10"] for h in history)
+    best = run_stage(model, cache, ts, [dev], stage, np.random.default_rng(0), "head", history, head_only=True)
+    assert [h["epoch"] for h in history] == [1, 2] and best.score == max(h["dev_toy"] for h in history)
     assert all(torch.equal(v, model.text.state_dict()[k]) for k, v in text_before.items())
     assert model.image_proj[-1].weight.any()  # the zero-initialised head moved
 

@@ -98,8 +98,13 @@ def l1_penalty(weights: torch.Tensor) -> torch.Tensor:
     return weights.sum(dim=1).mean()
 
 
-def distillation_loss(query_sparse: torch.Tensor, doc_sparse: torch.Tensor, query_dense: torch.Tensor,
-                      doc_dense: torch.Tensor, teacher_temperature: float) -> torch.Tensor:
+def distillation_loss(
+    query_sparse: torch.Tensor,
+    doc_sparse: torch.Tensor,
+    query_dense: torch.Tensor,
+    doc_dense: torch.Tensor,
+    teacher_temperature: float,
+) -> torch.Tensor:
     """Cross-entropy of the sparse in-batch scores against the dense teacher's in-batch softmax,
     both ways (queries over documents and documents over queries)."""
     student = query_sparse @ doc_sparse.T

@@ -48,8 +48,9 @@ class LSRModel:
         return bool(getattr(self.teacher, "needs_grid", False))
 
     @torch.inference_mode()
-    def sparsify(self, dense: np.ndarray, own_terms: Sequence[np.ndarray] | None = None,
-                 batch_size: int = 256) -> sp.csr_matrix:
+    def sparsify(
+        self, dense: np.ndarray, own_terms: Sequence[np.ndarray] | None = None, batch_size: int = 256
+    ) -> sp.csr_matrix:
         """Head over teacher vectors; ``own_terms`` restricts each row to those terms."""
         dense = np.asarray(dense, np.float32)
         parts = []

@@ -50,12 +50,18 @@ class LSRRetriever(Retriever):
         config = json.loads((folder / CONFIG_FILE).read_text())
         current_teacher = teacher_tag(config["teacher"], resources.settings)
         if current_teacher != config["teacher_tag"]:
-            raise IndexMismatchError(f"the teacher changed since {cls.name} was trained ({config['teacher_tag']} -> "
-                                     f"{current_teacher}); retrain with `python -m mmr train {cls.name}`")
-        return IndexParams(cls.name, f"{cls.name}@{tag}/{current_teacher}", int(config["vocab_size"]),
-                           corpus.name, corpus.fingerprint,
-                           extra={"teacher": config["teacher"], "summary_energy": SUMMARY_ENERGY,
-                                  "heap_factor": HEAP_FACTOR})
+            raise IndexMismatchError(
+                f"the teacher changed since {cls.name} was trained ({config['teacher_tag']} -> "
+                f"{current_teacher}); retrain with `python -m mmr train {cls.name}`"
+            )
+        return IndexParams(
+            cls.name,
+            f"{cls.name}@{tag}/{current_teacher}",
+            int(config["vocab_size"]),
+            corpus.name,
+            corpus.fingerprint,
+            extra={"teacher": config["teacher"], "summary_energy": SUMMARY_ENERGY, "heap_factor": HEAP_FACTOR},
+        )
 
     @classmethod
     def encode_corpus(cls, model: LSRModel, corpus: Corpus, resources: Resources) -> sp.csr_matrix:
@@ -66,8 +72,9 @@ class LSRRetriever(Retriever):
         if text_rows:
             blocks.append(model.encode_texts([docs[i].text for i in text_rows]))
         if image_rows:
-            features = resources.image_features([docs[i] for i in image_rows], IMAGE_ENCODER,
-                                                keep_grid=model.needs_grid)
+            features = resources.image_features(
+                [docs[i] for i in image_rows], IMAGE_ENCODER, keep_grid=model.needs_grid
+            )
             blocks.append(model.encode_images(features))
         stacked = sp.vstack(blocks, format="csr", dtype=np.float32)
         # Back to corpus order: row j of ``stacked`` is document (text_rows + image_rows)[j].
@@ -128,8 +135,12 @@ def explain_match(query: sp.csr_matrix, document: sp.csr_matrix, vocabulary, lim
     order = np.argsort(-contributions, kind="stable")
     names = vocabulary.terms(shared_ids[order]) if len(order) else []
     shared = [
-        {"term": name, "query_weight": float(query.data[q_at[i]]), "document_weight": float(document.data[d_at[i]]),
-         "contribution": float(contributions[i])}
+        {
+            "term": name,
+            "query_weight": float(query.data[q_at[i]]),
+            "document_weight": float(document.data[d_at[i]]),
+            "contribution": float(contributions[i]),
+        }
         for name, i in zip(names, order, strict=True)
     ]
     return {

@@ -68,8 +68,9 @@ class TeacherTables:
     document_row: np.ndarray  # per example
 
 
-def teacher_tables(data: TrainingData, teacher: DualEncoderModel, vocabulary: Vocabulary,
-                   resources: Resources) -> TeacherTables:
+def teacher_tables(
+    data: TrainingData, teacher: DualEncoderModel, vocabulary: Vocabulary, resources: Resources
+) -> TeacherTables:
     texts = sorted({example.query for example in data.examples})
     text_of = {text: row for row, text in enumerate(texts)}
     features = data.image_features(resources, keep_grid=bool(getattr(teacher, "needs_grid", False)))
@@ -109,8 +110,7 @@ class DevProbe:
         self.documents = torch.from_numpy(np.asarray(teacher.encode_images(features), np.float32))
         self.queries = torch.from_numpy(np.asarray(teacher.encode_texts(texts), np.float32))
         self.query_mask = vocabulary.mask(vocabulary.own_terms(texts))
-        self.teacher_mrr = mrr_at_10(self.documents.numpy(), self.doc_ids, self.queries.numpy(), self.qids,
-                                     self.qrels)
+        self.teacher_mrr = mrr_at_10(self.documents.numpy(), self.doc_ids, self.queries.numpy(), self.qids, self.qrels)
 
     @torch.inference_mode()
     def score(self, head: SparseHead) -> dict:
@@ -118,8 +118,10 @@ class DevProbe:
         documents = head(self.documents)
         expanded, own = head(self.queries), head(self.queries, self.query_mask)
         head.train()
-        mrr = {mode: mrr_at_10(documents.numpy(), self.doc_ids, q.numpy(), self.qids, self.qrels)
-               for mode, q in (("expanded", expanded), ("own_tokens", own))}
+        mrr = {
+            mode: mrr_at_10(documents.numpy(), self.doc_ids, q.numpy(), self.qids, self.qrels)
+            for mode, q in (("expanded", expanded), ("own_tokens", own))
+        }
         return {
             "dev_mrr_at_10_expanded": round(mrr["expanded"], 4),
             "dev_mrr_at_10_own_tokens": round(mrr["own_tokens"], 4),
@@ -129,8 +131,17 @@ class DevProbe:
         }
 
 
-def train_epoch(head: SparseHead, tables: TeacherTables, vocabulary: Vocabulary, optimizer, hp: LSRTraining,
-                rng: np.random.Generator, step: int, total_steps: int, label: str) -> tuple[int, dict]:
+def train_epoch(
+    head: SparseHead,
+    tables: TeacherTables,
+    vocabulary: Vocabulary,
+    optimizer,
+    hp: LSRTraining,
+    rng: np.random.Generator,
+    step: int,
+    total_steps: int,
+    label: str,
+) -> tuple[int, dict]:
     warmup = int(hp.l1_warmup * total_steps)
     sums = {"distill": 0.0, "l1": 0.0, "restricted": 0}
     batches = list(minibatches(len(tables.query_row), hp.batch_size, rng))
@@ -153,8 +164,12 @@ def train_epoch(head: SparseHead, tables: TeacherTables, vocabulary: Vocabulary,
         sums["l1"] += float(q_l1.detach() + d_l1.detach())
         sums["restricted"] += int(restrict)
     n = max(1, len(batches))
-    return step, {"loss_distill": round(sums["distill"] / n, 4), "l1": round(sums["l1"] / n, 1),
-                  "restricted_batches": sums["restricted"], "batches": len(batches)}
+    return step, {
+        "loss_distill": round(sums["distill"] / n, 4),
+        "l1": round(sums["l1"] / n, 1),
+        "restricted_batches": sums["restricted"],
+        "batches": len(batches),
+    }
 
 
 def word_embeddings(path) -> torch.Tensor:
@@ -163,8 +178,14 @@ def word_embeddings(path) -> torch.Tensor:
     return AutoModel.from_pretrained(str(path)).get_input_embeddings().weight.detach().clone()
 
 
-def fit(head: SparseHead, tables: TeacherTables, vocabulary: Vocabulary, probe: DevProbe, hp: LSRTraining,
-        rng: np.random.Generator) -> tuple[BestCheckpoint, list[dict]]:
+def fit(
+    head: SparseHead,
+    tables: TeacherTables,
+    vocabulary: Vocabulary,
+    probe: DevProbe,
+    hp: LSRTraining,
+    rng: np.random.Generator,
+) -> tuple[BestCheckpoint, list[dict]]:
     optimizer = torch.optim.AdamW(head.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay)
     steps_per_epoch = len(list(minibatches(len(tables.query_row), hp.batch_size, np.random.default_rng(0))))
     total, step = hp.epochs * steps_per_epoch, 0
@@ -174,8 +195,15 @@ def fit(head: SparseHead, tables: TeacherTables, vocabulary: Vocabulary, probe: 
         step, stats = train_epoch(head, tables, vocabulary, optimizer, hp, rng, step, total, f"lsr epoch {epoch}")
         dev = probe.score(head)
         full_penalty = step >= int(hp.l1_warmup * total)
-        history.append({"stage": f"epoch {epoch}", **stats, **dev, "l1_at_full_weight": full_penalty,
-                        "seconds": round(time.time() - started, 1)})
+        history.append(
+            {
+                "stage": f"epoch {epoch}",
+                **stats,
+                **dev,
+                "l1_at_full_weight": full_penalty,
+                "seconds": round(time.time() - started, 1),
+            }
+        )
         log.info("lsr %s", history[-1])
         if full_penalty:
             for mode in ("expanded", "own_tokens"):
@@ -201,13 +229,26 @@ def train(settings: Settings, resources: Resources, seed: int = 0, hp: LSRTraini
     best, history = fit(head, tables, vocabulary, probe, hp, rng)
     best.restore(head)
     epoch_tag, mode = best.tag.split("|")
-    config = LSRConfig(teacher_name, teacher_tag(teacher_name, settings), teacher.dim, embeddings.shape[1],
-                       embeddings.shape[0], expand_texts=mode == "expanded")
+    config = LSRConfig(
+        teacher_name,
+        teacher_tag(teacher_name, settings),
+        teacher.dim,
+        embeddings.shape[1],
+        embeddings.shape[0],
+        expand_texts=mode == "expanded",
+    )
     folder = settings.models_dir / NAME
     (folder / MANIFEST).unlink(missing_ok=True)  # a half-written model must not pass for the old one
     LSRModel(config, head, vocabulary, teacher).save(folder)
     history.append({"stage": "chosen", "checkpoint": epoch_tag, "text_mode": mode})
-    manifest = Manifest(NAME, data.fingerprint, best.score, seed, round(time.time() - started, 1),
-                        config={**asdict(hp), **asdict(config)}, history=history)
+    manifest = Manifest(
+        NAME,
+        data.fingerprint,
+        best.score,
+        seed,
+        round(time.time() - started, 1),
+        config={**asdict(hp), **asdict(config)},
+        history=history,
+    )
     manifest.save(folder)  # last: its hash keys the indexes
     return manifest

@@ -54,10 +54,10 @@ STAGES = StageSettings(  # fine-tunes MARVEL: a short extractor stage, then ANCE
     visual_lr=3e-5,
     word_lr=2e-4,
     extractor_lr=1e-4,
-    visual_epochs=0.5,
+    visual_epochs=0.3,
     lm_lr=3e-5,
     dpr_epochs=0.0,
-    ance_epochs=0.25,
+    ance_epochs=0.2,
     trainable_layers=2,
 )
 
@@ -122,7 +122,11 @@ def residual_ids(query: str, caption: str, tokenizer) -> list[int] | None:
 
 
 class ResidualQueryLoss:
-    """CIEA's second loss: residual query vs the image-only embedding of its positive image."""
+    """CIEA's second loss: residual query vs the image-only embedding of its positive image.
+
+    ``language_stages=False`` applies it in the extractor stage only: in the language-model stages it
+    needs a second cache of image-only states, which the CPU budget of ``mmr train ciea`` does not cover.
+    """
 
     def __init__(
         self,
@@ -131,8 +135,10 @@ class ResidualQueryLoss:
         tokenizer,
         weight: float = EXTRA_LOSS_WEIGHT,
         max_length: int = 64,
+        language_stages: bool = True,
     ):
         self.table, self.weight, self.tokenizer = table, weight, tokenizer
+        self.language_stages = language_stages
         self.residuals: dict[int, list[int]] = {}
         for example in table.image_examples():
             ids = residual_ids(table.queries[example], captions[table.positives[example]], tokenizer)
@@ -180,7 +186,7 @@ class ResidualQueryLoss:
         return self._loss(queries, docs, valid, model)
 
     def prepare_language(self, trainer: StageTrainer, layers: int) -> None:
-        if self._states is not None and self._states[0].layers == layers:
+        if not self.language_stages or (self._states is not None and self._states[0].layers == layers):
             return
         model, examples = trainer.model, np.array(list(self.residuals))
         queries = LayerStates.compute(model, lambda r: self.query_inputs(model, examples[r]), len(examples), layers)
@@ -191,7 +197,7 @@ class ResidualQueryLoss:
 
     def language_loss(self, trainer: StageTrainer, batch, layers: int) -> torch.Tensor | float:
         model, valid = trainer.model, self._valid(batch)
-        if len(valid) < 2:
+        if not self.language_stages or len(valid) < 2:
             return 0.0
         queries, images = self._states
         q = model.upper(*queries.take([self.order[e] for e in valid]), layers)
@@ -241,7 +247,7 @@ def train(settings: Settings, resources: Resources, seed: int = 0, stages: Stage
         stages = replace(stages, dpr_epochs=marvel.STAGES.dpr_epochs)
     captioner = lambda logits: verbalise(logits, CAPTION_WORDS)  # noqa: E731
     trainer = StageTrainer(model, table, dev, stages, rng, captioner=captioner)
-    trainer.auxiliary = ResidualQueryLoss(table, trainer.captions, model.tokenizer)
+    trainer.auxiliary = ResidualQueryLoss(table, trainer.captions, model.tokenizer, language_stages=False)
     trainer.run(score_start=True)  # MARVEL + verbalised captions, before any CIEA training
     folder = resources.settings.models_dir / NAME
     model.save(folder, extra={"method": NAME, "caption_words": CAPTION_WORDS, "stages": asdict(stages)})

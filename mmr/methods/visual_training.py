@@ -216,7 +216,10 @@ class StageTrainer:
             loss.backward()
             optimizer.step()
             schedule.step()
-        self.dev_score(tag)
+        self._states.clear()  # the visual module moved: any cached states are stale
+        # The language-model stages need the dev states at the frozen layer anyway: score from them.
+        language_follows = self.settings.dpr_epochs > 0 or self.settings.ance_epochs > 0
+        self.dev_score(tag, layers=self.frozen_layers() if language_follows else None)
 
     # ---- stages 2 and 4 ---------------------------------------------------------------------------------------------
     def frozen_layers(self) -> int:
@@ -274,6 +277,8 @@ class StageTrainer:
             self.dev_score("0-start")
         if self.settings.visual_epochs > 0:
             self.pretrain_visual()
+            if self.best.tag != "1-visual":  # an earlier state wins: states cached from this one are stale
+                self._states.clear()
             self.best.restore(self.model)
         if self.settings.dpr_epochs > 0:
             self.train_language(self.settings.dpr_epochs, None, "2-dpr")

@@ -131,6 +131,19 @@ def test_language_stages_freeze_vision_and_the_bottom_layers(tiny_bert):
         assert (image == -1 or image < table.n_images) and (text == -1 or text >= table.n_images)
 
 
+def test_run_scores_each_stage_on_dev_and_returns_the_best_state(tiny_bert):
+    table, dev = tiny_tables()
+    model = make_encoder(tiny_bert)
+    settings = StageSettings(batch_size=4, visual_lr=1e-2, word_lr=1e-2, lm_lr=1e-2, trainable_layers=1)
+    trainer = StageTrainer(model, table, dev, settings, np.random.default_rng(0))
+    trainer.run(score_start=True)
+    assert [h["stage"] for h in trainer.history] == ["0-start", "1-visual", "2-dpr", "4-ance"]
+    best = max(h["dev_mrr_at_10"] for h in trainer.history)
+    assert trainer.best.score == pytest.approx(best, abs=1e-4)
+    # scored afresh through every layer, the returned model is the recorded best (no stale cached states)
+    assert trainer.dev_score("again") == pytest.approx(best, abs=1e-4)
+
+
 def test_masked_contrastive_never_pushes_a_group_positive_away():
     queries = torch.nn.functional.normalize(torch.randn(2, 4), dim=-1)
     docs = torch.nn.functional.normalize(torch.randn(3, 4), dim=-1)

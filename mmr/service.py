@@ -27,6 +27,8 @@ class RetrieverResult:
     hits: list[Hit]
     latency_ms: float
     error: str | None = None
+    # doc_id -> the retriever's own account of the match (LSR: top and shared terms); only when asked for
+    explanations: dict[str, dict] = field(default_factory=dict)
 
 
 def index_folder(settings: Settings, retriever: str, collection: str):
@@ -76,7 +78,10 @@ class SearchService:
     def document(self, collection: str, doc_id: str) -> Document:
         return self.collections[collection][doc_id]
 
-    def search(self, query: Query, retriever_names: list[str], collection: str, k: int = 10) -> list[RetrieverResult]:
+    def search(
+        self, query: Query, retriever_names: list[str], collection: str, k: int = 10, explain: bool = False
+    ) -> list[RetrieverResult]:
+        """Each retriever's top ``k``; with ``explain``, also what a retriever can say about each hit."""
         results = []
         for name in retriever_names:
             retriever = self.retrievers.get((name, collection))
@@ -86,5 +91,12 @@ class SearchService:
                 continue
             start = time.perf_counter()
             hits = retriever.search(query, k)
-            results.append(RetrieverResult(name, hits, (time.perf_counter() - start) * 1000))
+            latency_ms = (time.perf_counter() - start) * 1000  # the search alone, without the explanations
+            explanations = {}
+            if explain:
+                for hit in hits:
+                    explanation = retriever.explain(query, hit.doc_id)
+                    if explanation is not None:
+                        explanations[hit.doc_id] = explanation
+            results.append(RetrieverResult(name, hits, latency_ms, explanations=explanations))
         return results

@@ -13,7 +13,8 @@ from webui.context import AppResources
 
 def register_api(resources: AppResources) -> None:
     def search_json(text: str, collection: str = "stamps", retrievers: list[str] | None = None, k: int = 10) -> dict:
-        """Search with a text query; returns {"results": [{"retriever", "latency_ms", "hits": [...]}]} or {"error"}."""
+        """Search with a text query; returns {"results": [{"retriever", "latency_ms", "hits": [...], "explanations":
+        {doc_id: ...}}]} or {"error"}. Explanations come from retrievers that can give them (LSR's matching terms)."""
         try:
             prepared = prepare_query(text, None, resources.settings.uploads_dir)
         except QueryInputError as err:
@@ -21,7 +22,8 @@ def register_api(resources: AppResources) -> None:
         if collection not in resources.service.collections:
             return {"error": f"unknown collection {collection!r}; available: {sorted(resources.service.collections)}"}
         names = retrievers or resources.service.available(collection)
-        results = resources.service.search(prepared.query, names, collection, max(1, min(int(k), 100)))
+        k = max(1, min(int(k), 100))
+        results = resources.service.search(prepared.query, names, collection, k, explain=True)
         return {
             "query_key": prepared.query.key,
             "notice": prepared.notice,

@@ -17,6 +17,7 @@ from mmr.types import Document
 MODALITY_FILTERS: dict[str, str | None] = {"all": None, "images": "image", "texts": "text"}
 MODALITY_CHOICES = [("All", "all"), ("Images", "images"), ("Texts", "texts")]
 CARD_TEXT_CHARS = 140
+CARD_TERMS = 4  # shared sparse terms on a card; the detail view lists them all
 
 # Injected into <head> by the tab itself, so the tab brings its own look wherever it is mounted.
 # Gradio renders a Group as two nested divs with the same id and classes: the inner twin is reset.
@@ -54,7 +55,13 @@ def column_record(result: RetrieverResult, documents: dict[str, Document]) -> di
         "latency_ms": result.latency_ms,
         "error": result.error,
         "hits": [
-            {"doc_id": h.doc_id, "score": h.score, "rank": h.rank, "modality": documents[h.doc_id].modality}
+            {
+                "doc_id": h.doc_id,
+                "score": h.score,
+                "rank": h.rank,
+                "modality": documents[h.doc_id].modality,
+                **({"explanation": result.explanations[h.doc_id]} if h.doc_id in result.explanations else {}),
+            }
             for h in result.hits
         ],
     }
@@ -90,6 +97,10 @@ def card_markdown(doc: Document, hit: dict, elsewhere: list[tuple[str, int, floa
         head += f" · {html.escape(category)}"
     text = html.escape(_clip(doc.text, CARD_TEXT_CHARS)) if doc.text else ""
     lines = [head, text]
+    shared = (hit.get("explanation") or {}).get("shared_terms")
+    if shared:
+        terms = ", ".join(html.escape(t["term"]) for t in shared[:CARD_TERMS])
+        lines.append(f'<span title="terms the query and this document share, heaviest first">shared: {terms}</span>')
     if elsewhere:
         also = ", ".join(f"{html.escape(label)} #{rank}" for label, rank, _ in elsewhere)
         lines.append(f'<span class="also-badge" title="also returned by other retrievers">also: {also}</span>')
@@ -112,8 +123,11 @@ def column_header(column: dict, shown: int, modality_filter: str | None) -> str:
     return header
 
 
-def document_markdown(doc: Document, found_by: list[tuple[str, int, float]]) -> str:
-    """The full view of one document: text or caption, category, every metadata field, the id."""
+def document_markdown(
+    doc: Document, found_by: list[tuple[str, int, float]], explanation: dict | None = None, by: str = ""
+) -> str:
+    """The full view of one document: text or caption, category, every metadata field, the id, and, where
+    the retriever of the clicked column can say why it matched (``explanation``), its account."""
     kind = "Caption" if doc.modality == "image" else "Text"
     category = doc.metadata.get("category")
     lines = [
@@ -135,4 +149,33 @@ def document_markdown(doc: Document, found_by: list[tuple[str, int, float]]) -> 
             f"| {html.escape(key)} | {html.escape(str(value)).replace('|', '&#124;')} |"
             for key, value in sorted(doc.metadata.items())
         ]
+    if explanation:
+        lines += ["", *explanation_markdown(explanation, by)]
     return "\n".join(lines)
+
+
+def _terms(terms: list[dict]) -> str:
+    return ", ".join(f"{html.escape(t['term'])} ({t['weight']:.2f})" for t in terms) or "(none)"
+
+
+def explanation_markdown(explanation: dict, by: str) -> list[str]:
+    """A sparse match laid open: the shared terms with their share of the score, then each side's top terms."""
+    lines = [
+        f"#### Why {html.escape(by)} matched: score {explanation['score']:.3f} from shared terms",
+        f"Non-zero terms: query {explanation['query_nonzeros']}, document {explanation['document_nonzeros']}.",
+        "",
+    ]
+    if explanation["shared_terms"]:
+        lines += ["| shared term | query weight | document weight | contribution |", "|---|---|---|---|"]
+        lines += [
+            f"| {html.escape(t['term'])} | {t['query_weight']:.2f} | {t['document_weight']:.2f} "
+            f"| {t['contribution']:.3f} |"
+            for t in explanation["shared_terms"]
+        ]
+    else:
+        lines.append("No shared terms.")
+    return lines + [
+        "",
+        f"**Query's top terms:** {_terms(explanation['query_terms'])}  ",
+        f"**Document's top terms:** {_terms(explanation['document_terms'])}",
+    ]

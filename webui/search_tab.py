@@ -98,7 +98,7 @@ def _search(resources: AppResources, text, image_file, collection, chosen, modal
         return [f"⚠️ {err}", {}, closed_detail] + _hidden_grid()
     query = prepared.query
     corpus = resources.service.collections[collection]
-    results = resources.service.search(query, chosen, collection, TOP_K)
+    results = resources.service.search(query, chosen, collection, TOP_K, explain=True)
     documents = {hit.doc_id: corpus[hit.doc_id] for result in results for hit in result.hits}
     state = {
         "query_key": query.key,
@@ -168,12 +168,14 @@ def _detail(resources: AppResources, column: int, rank: int, state, modality_fil
     found = _shown_hit(state, column, rank, modality_filter)
     if found is None:
         return gr.Group(visible=False), gr.Image(value=None), gr.Markdown("")
-    doc = resources.service.document(state["collection"], found[1]["doc_id"])
+    column_record, hit = found
+    doc = resources.service.document(state["collection"], hit["doc_id"])
     found_by = ranks_elsewhere(state["columns"], doc.id)
+    text = document_markdown(doc, found_by, hit.get("explanation"), label_of(column_record["retriever"]))
     return (
         gr.Group(visible=True),
         gr.Image(value=doc.image_path, visible=doc.modality == "image"),
-        gr.Markdown(document_markdown(doc, found_by)),
+        gr.Markdown(text),
     )
 
 

@@ -167,3 +167,22 @@ def test_upload_over_the_size_limit_is_refused_with_a_clear_message(running_app,
     assert refused.value.code == 413
     assert "maximum allowed size" in refused.value.read().decode()
     assert_still_answers(client)
+
+
+def test_sparse_hits_come_with_the_terms_they_share_with_the_query(running_app, client):
+    """LSR's hits carry their explanation (top and shared terms), in the API and in the detail view."""
+    available = client.predict(api_name="/judging_options")["collections"]["stamps"]
+    if "lsr" not in available:
+        pytest.skip("no trained LSR model in index_store/models (run `python -m mmr train lsr`)")
+    answer = client.predict("a red flower", "stamps", ["lsr"], 5, api_name="/search_json")
+    (result,) = answer["results"]
+    assert set(result["explanations"]) == {hit["doc_id"] for hit in result["hits"]}
+    for hit in result["hits"]:
+        explanation = result["explanations"][hit["doc_id"]]
+        # the sparse score is the dot product over the shared terms: the explanation must add up to it
+        assert explanation["score"] == pytest.approx(hit["score"], rel=1e-3, abs=1e-4)
+        contributions = [t["contribution"] for t in explanation["shared_terms"]]
+        assert contributions == sorted(contributions, reverse=True)
+        assert all(t["query_weight"] > 0 and t["document_weight"] > 0 for t in explanation["shared_terms"])
+    top_query_terms = {t["term"] for t in result["explanations"][result["hits"][0]["doc_id"]]["query_terms"]}
+    assert top_query_terms & {"red", "flower"}, top_query_terms

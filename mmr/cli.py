@@ -108,6 +108,10 @@ def evaluate(
                 "\n\nPaired t-test on MRR@10 (ranx compare; letters mark significantly better, p < 0.05):\n\n```\n"
             )
             section += paired_comparison(bench.qrels, runs) + "\n```"
+        if ("lsr", name) in service.retrievers:
+            section += "\n\n" + _sparse_section(
+                service.retrievers[("lsr", name)], service.collections[name], bench, rows
+            )
         sections.append(section)
         for (missing, coll), reason in service.load_errors.items():
             if coll == name:
@@ -117,6 +121,18 @@ def evaluate(
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(report + "\n")
+
+
+def _sparse_section(lsr, corpus, bench, rows) -> str:
+    """Sparsity, postings and MRR@10 kept from the teacher (whose row is in ``rows`` when it was evaluated)."""
+    from mmr.methods.lsr.report import report_markdown, sparse_report
+
+    teacher = lsr.model.config.teacher
+    mrr = {row.retriever: row.means["mrr@10"] for row in rows}
+    report = sparse_report(lsr, corpus, bench.queries)
+    return "Sparse retriever on the same queries:\n\n" + report_markdown(
+        report, mrr.get("lsr"), teacher, mrr.get(teacher)
+    )
 
 
 @app.command()

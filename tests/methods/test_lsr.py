@@ -20,6 +20,7 @@ from mmr.methods.lsr.head import (
 )
 from mmr.methods.lsr.index import SparseIndex
 from mmr.methods.lsr.model import LSRConfig, LSRModel
+from mmr.methods.lsr.report import report_markdown, sparse_report
 from mmr.methods.lsr.retriever import LSRRetriever, explain_match
 from mmr.methods.lsr.training import LSRTraining, TeacherTables, train_epoch
 from mmr.retrievers.base import Resources
@@ -238,16 +239,20 @@ def _model(vocabulary):
     return LSRModel(config, _head(vocabulary, bias=5.0), vocabulary, FakeTeacher())
 
 
-def test_retriever_searches_and_explains_text_documents(vocabulary, tmp_path):
+def _text_retriever(vocabulary, tmp_path, texts=("a red flower", "a big dog", "blue house")):
     model = _model(vocabulary)
-    docs = [Document(f"t{i}", "text", text) for i, text in enumerate(["a red flower", "a big dog", "blue house"])]
+    docs = [Document(f"t{i}", "text", text) for i, text in enumerate(texts)]
     corpus = Corpus("c", tuple(docs))
     index = SparseIndex(
         LSRRetriever.encode_corpus(model, corpus, None),
         [d.id for d in docs],
         IndexParams("lsr", "x", vocabulary.size, "c", corpus.fingerprint),
     )
-    retriever = LSRRetriever(Resources(Settings(index_store=tmp_path)), model, index)
+    return LSRRetriever(Resources(Settings(index_store=tmp_path)), model, index), corpus
+
+
+def test_retriever_searches_and_explains_text_documents(vocabulary, tmp_path):
+    retriever, _ = _text_retriever(vocabulary, tmp_path)
     hits = retriever.search(Query(text="big dog"), k=3)
     assert hits[0].doc_id == "t1"  # own tokens only: "big" and "dog" are the only way to score
     explanation = retriever.explain(Query(text="big dog"), "t1")
@@ -272,3 +277,16 @@ def test_model_roundtrip_and_stale_teacher_is_detected(vocabulary, tmp_path):
     corpus = Corpus("c", (Document("t0", "text", "a red flower"),))
     with pytest.raises(IndexMismatchError, match="teacher changed.*mmr train lsr"):
         LSRRetriever.params_for(corpus, resources)
+
+
+def test_sparse_report_counts_terms_and_postings(vocabulary, tmp_path):
+    retriever, corpus = _text_retriever(vocabulary, tmp_path, ("a red flower", "a big dog", "blue house", "red house"))
+    report = sparse_report(retriever, corpus, {"q1": "red house", "q2": "big dog"})
+    # own tokens only (expand_texts=False): "red house" has 2 terms; "red" is in 2 documents, "house" in 2
+    assert report["query_nonzeros_mean"] == pytest.approx(2.0)
+    assert report["postings_per_query_mean"] == pytest.approx((4 + 2) / 2)  # big: 1 doc, dog: 1 doc
+    assert report["document_nonzeros_mean"] == {"text": pytest.approx((3 + 3 + 2 + 2) / 4)}
+    assert report["collection_nonzeros"] == 10 and report["dense_multiply_adds"] == 4 * 8
+    assert report["top10_agreement_with_brute_force"] == 1.0
+    table = report_markdown(report, 0.45, "marvel", 0.5)
+    assert "| MRR@10: lsr / teacher marvel | 0.450 / 0.500 = 90% |" in table

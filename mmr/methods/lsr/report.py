@@ -1,0 +1,77 @@
+"""What the sparse retriever costs and keeps, measured on a benchmark split (``mmr evaluate`` prints it).
+
+- sparsity: non-zero terms per query and per document (by modality);
+- work: postings in the query's posting lists (what an exhaustive term-at-a-time traversal of the
+  inverted index scores) against every non-zero of the collection (what scoring all documents against
+  the sparse query touches without an index) and N x d multiply-adds for the dense teacher;
+- exactness: how much of the inverted index's top 10 is the scipy brute-force top 10;
+- quality: MRR@10 of the sparse retriever as a share of its teacher's, from the evaluation runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from mmr.corpus.format import Corpus
+from mmr.types import Query
+
+TOP = 10
+
+
+def sparse_report(retriever, corpus: Corpus, queries: Mapping[str, str], k: int = TOP) -> dict:
+    """Sparsity, postings and agreement with brute force of an ``LSRRetriever`` over ``queries``."""
+    index = retriever.index
+    vectors = [retriever.encode_query(Query(text=text)) for text in queries.values()]
+    query_nonzeros = np.array([v.nnz for v in vectors])
+    postings = np.array([index.postings_in_query_lists(v) for v in vectors])
+    agreement = []
+    for vector in vectors:
+        approximate = {hit.doc_id for hit in index.search(vector, k)}
+        exact = {hit.doc_id for hit in index.search_exact(vector, k)}
+        if exact:
+            agreement.append(len(approximate & exact) / len(exact))
+    doc_nonzeros = np.diff(index.forward.indptr)
+    modality = np.array([corpus[doc_id].modality for doc_id in index.ids])
+    return {
+        "queries": len(vectors),
+        "query_nonzeros_mean": float(query_nonzeros.mean()) if len(vectors) else 0.0,
+        "query_nonzeros_median": float(np.median(query_nonzeros)) if len(vectors) else 0.0,
+        "document_nonzeros_mean": {
+            kind: float(doc_nonzeros[modality == kind].mean()) for kind in ("image", "text") if (modality == kind).any()
+        },
+        "documents": len(index),
+        "vocabulary": int(index.forward.shape[1]),
+        "postings_per_query_mean": float(postings.mean()) if len(vectors) else 0.0,
+        "collection_nonzeros": int(index.forward.nnz),
+        "dense_multiply_adds": len(index) * int(retriever.model.config.in_dim),  # the teacher's dimension
+        "top10_agreement_with_brute_force": float(np.mean(agreement)) if agreement else 1.0,
+    }
+
+
+def report_markdown(report: dict, sparse_mrr: float | None, teacher: str, teacher_mrr: float | None) -> str:
+    docs = ", ".join(f"{kind} {value:.1f}" for kind, value in report["document_nonzeros_mean"].items())
+    rows = [
+        (
+            "non-zero terms per query (mean / median)",
+            f"{report['query_nonzeros_mean']:.1f} / {report['query_nonzeros_median']:.0f} of {report['vocabulary']:,}",
+        ),
+        ("non-zero terms per document (mean)", docs),
+        ("postings in the query's lists (mean)", f"{report['postings_per_query_mean']:,.0f}"),
+        ("non-zeros in the whole collection (no index)", f"{report['collection_nonzeros']:,}"),
+        (f"dense teacher: documents x dimensions ({teacher})", f"{report['dense_multiply_adds']:,}"),
+        (
+            "inverted index top 10 = brute-force top 10 (mean share)",
+            f"{report['top10_agreement_with_brute_force']:.3f}",
+        ),
+    ]
+    if sparse_mrr is not None and teacher_mrr:
+        rows.append(
+            (
+                f"MRR@10: lsr / teacher {teacher}",
+                f"{sparse_mrr:.3f} / {teacher_mrr:.3f} = {sparse_mrr / teacher_mrr:.0%}",
+            )
+        )
+    lines = ["| sparse retriever (lsr) | value |", "|---|---|"] + [f"| {name} | {value} |" for name, value in rows]
+    return "\n".join(lines)

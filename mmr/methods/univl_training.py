@@ -285,24 +285,23 @@ def run_stage(
     negatives=None,
     head_only: bool = False,
     best: BestCheckpoint | None = None,
+    score_start: bool = False,
 ) -> BestCheckpoint:
     """Train ``stage.epochs`` epochs, scoring every dev set after each; leaves the model at its best epoch
     by the mean dev MRR@10 (of this stage, or of every stage that shared ``best``).
 
     ``head_only`` freezes the text tower too (its embeddings are then computed once, not per step).
+    ``score_start`` also offers the untrained model (epoch 0): with the zero-initialised head that is
+    the verbalisation alone, so training can only be kept where dev says it helped.
     """
     text_fn = frozen_texts(model, cache) if head_only else trainable_texts(model, cache)
     optimizer = _optimizer(model, stage, head_only)
     steps = stage.epochs * math.ceil(len(ts.queries) / stage.batch_size)
     scheduler = cosine_with_warmup(optimizer, steps, stage.warmup)
     best = best or BestCheckpoint()
-    for epoch in tqdm(range(1, stage.epochs + 1), desc=tag, unit="epoch"):
-        start = time.time()
-        # The head alone is a small MLP: a second thread buys nothing and, on a busy machine, costs
-        # several times the work in thread synchronisation.
-        with _threads(1 if head_only else torch.get_num_threads()):
-            loss = train_epoch(model, optimizer, scheduler, text_fn, ts, stage, rng, negatives, f"{tag} epoch {epoch}")
-            scores = {f"dev_{d.name}": round(dev_mrr(model, text_fn, d), 4) for d in dev}
+
+    def score(epoch: int, loss: float | None, started: float) -> None:
+        scores = {f"dev_{d.name}": round(dev_mrr(model, text_fn, d), 4) for d in dev}
         selection = round(float(np.mean(list(scores.values()))), 4)
         checkpoint = f"{tag} epoch {epoch}"
         history.append(
@@ -310,15 +309,27 @@ def run_stage(
                 "checkpoint": checkpoint,
                 "stage": tag,
                 "epoch": epoch,
-                "loss": round(loss, 4),
+                "loss": None if loss is None else round(loss, 4),
                 **scores,
                 "dev_mean": selection,
                 "scale": round(float(model.scale.detach()), 2),
-                "seconds": round(time.time() - start, 1),
+                "seconds": round(time.time() - started, 1),
             }
         )
-        log.info("%s: loss %.3f, dev MRR@10 %s", checkpoint, loss, scores)
+        log.info("%s: loss %s, dev MRR@10 %s", checkpoint, "-" if loss is None else f"{loss:.3f}", scores)
         best.offer(selection, model, checkpoint)
+
+    # The head alone is a small MLP: a second thread buys nothing and, on a busy machine, costs
+    # several times the work in thread synchronisation.
+    threads = 1 if head_only else torch.get_num_threads()
+    if score_start:
+        with _threads(threads):
+            score(0, None, time.time())
+    for epoch in tqdm(range(1, stage.epochs + 1), desc=tag, unit="epoch"):
+        start = time.time()
+        with _threads(threads):
+            loss = train_epoch(model, optimizer, scheduler, text_fn, ts, stage, rng, negatives, f"{tag} epoch {epoch}")
+            score(epoch, loss, start)
     best.restore(model)
     log.info("%s: kept %s (dev MRR@10 %.4f)", tag, best.tag, best.score)
     return best

@@ -15,7 +15,9 @@ from mmr.methods.univl_training import (
     StageSettings,
     candidate_mask,
     contrastive_loss,
+    dev_mrr,
     embed_rows,
+    frozen_texts,
     make_train_set,
     mine,
     run_stage,
@@ -278,10 +280,14 @@ def test_head_only_phase_trains_the_image_head_against_a_frozen_text_tower(tiny_
     text_before = {k: v.clone() for k, v in model.text.state_dict().items()}
     history: list = []
     stage = StageSettings(epochs=2, batch_size=4, lr_head=1e-2)
-    best = run_stage(model, cache, ts, [dev], stage, np.random.default_rng(0), "head", history, head_only=True)
-    assert [h["epoch"] for h in history] == [1, 2] and best.score == max(h["dev_toy"] for h in history)
+    start = dev_mrr(model, frozen_texts(model, cache), dev)
+    rng = np.random.default_rng(0)
+    best = run_stage(model, cache, ts, [dev], stage, rng, "head", history, head_only=True, score_start=True)
+    assert [h["epoch"] for h in history] == [0, 1, 2] and best.score == max(h["dev_toy"] for h in history)
+    assert history[0]["dev_toy"] == pytest.approx(start, abs=1e-4) and history[0]["loss"] is None
     assert all(torch.equal(v, model.text.state_dict()[k]) for k, v in text_before.items())
-    assert model.image_proj[-1].weight.any()  # the zero-initialised head moved
+    # the model is left at the kept checkpoint: the zero-initialised head only if the start won on dev
+    assert bool(model.image_proj[-1].weight.any()) == (best.tag != "head epoch 0")
 
 
 def test_stage1_is_reused_only_when_config_data_and_seed_match(tmp_path):

@@ -5,26 +5,12 @@ import pytest
 
 from mmr.encoders import UnknownEncoderError, load_encoder
 from mmr.encoders.hf_text import HFTextEncoder
+from tests.tiny_bert import save_tiny_bert
 
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "red", "flower", "cat", "dog", "##s"]
-    (folder / "vocab.txt").write_text("\n".join(vocab))
-    BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-    )
-    BertModel(config).save_pretrained(folder)
-    return folder
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), ["a", "red", "flower", "cat", "dog", "##s"], layers=1)
 
 
 def test_tiny_checkpoint_encodes_normalised_float32(tiny_checkpoint):

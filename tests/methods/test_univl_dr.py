@@ -28,6 +28,7 @@ from mmr.methods.univl_training import (
 from mmr.training.common import cosine_with_warmup
 from mmr.training.data import Example, TrainingData
 from mmr.types import Document
+from tests.tiny_bert import save_tiny_bert
 
 VOCAB = [
     "[PAD]",
@@ -56,24 +57,7 @@ NAMES = ["cat", "dog", "flower", "car", "tree", "house", "boat", "bird"]  # stan
 
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory):
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    # transformers 5 reads ``vocab=``; the older ``vocab_file=`` is ignored and leaves every word [UNK]
-    tokenizer = BertTokenizerFast(vocab={word: i for i, word in enumerate(VOCAB)})
-    assert tokenizer.unk_token_id not in tokenizer("a red cat , dog")["input_ids"]
-    tokenizer.save_pretrained(folder)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(VOCAB),
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-    )
-    BertModel(config).save_pretrained(folder)
-    return folder
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), VOCAB)
 
 
 def tiny_config(folder, **overrides) -> UniVLConfig:

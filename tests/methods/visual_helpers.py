@@ -5,6 +5,7 @@ import torch
 
 from mmr.methods.visual_states import DevTable, TrainingTable
 from mmr.methods.visual_tokens import VisualTokenConfig, VisualTokenEncoder, load_language_model
+from tests.tiny_bert import save_tiny_bert
 
 PATCHES, CHANNELS = 4, 8
 VOCAB = [
@@ -31,22 +32,7 @@ VOCAB = [
 
 def make_tiny_bert(tmp_path_factory):
     """A 2-layer, 16-wide BERT and its tokenizer, saved where ``from_pretrained`` can load them."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    (folder / "vocab.txt").write_text("\n".join(VOCAB))
-    BertTokenizerFast(vocab=str(folder / "vocab.txt")).save_pretrained(folder)
-    config = BertConfig(
-        vocab_size=len(VOCAB),
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-    )
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(folder)
-    return folder
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), VOCAB)
 
 
 def make_encoder(folder, seed=0, extractor=None) -> VisualTokenEncoder:

@@ -194,6 +194,31 @@ def info() -> None:
         for collection in collections(settings):
             present = (index_folder(settings, name, collection) / "params.json").exists()
             typer.echo(f"  {'ok     ' if present else 'missing'} {name:<18} {collection:<8} {spec.label}")
+    typer.echo(trained_models_table(settings))
+
+
+def trained_models_table(settings: Settings) -> str:
+    """One row per trained model, from its manifest: what the README's training table quotes."""
+    from mmr.retrievers import RETRIEVERS
+    from mmr.training.common import Manifest
+
+    lines = [
+        "",
+        "| model | dev MRR@10 (stamps) | train seconds | data | seed | date |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, spec in RETRIEVERS.items():
+        if spec.trainer is None:
+            continue
+        try:
+            m = Manifest.load(settings.models_dir / name)
+        except (FileNotFoundError, ValueError, TypeError):
+            lines.append(f"| {name} | not trained (`python -m mmr train {name}`) | | | | |")
+            continue
+        lines.append(
+            f"| {name} | {m.dev_mrr_at_10:.3f} | {m.train_seconds:.0f} | {m.data_fingerprint} | {m.seed} | {m.date} |"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:

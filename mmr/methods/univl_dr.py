@@ -81,10 +81,11 @@ class DenseInBatchRetriever(UniVLDRRetriever):
 
 
 def training_threads(cores: int = 2) -> int:
-    """Two threads (the budget of the machine this trains on), or one when other jobs already keep the
-    cores busy: there a second thread waits on synchronisation more than it works (measured 2.5-3.5x
-    slower per step at load 8-13 on 2 cores)."""
-    threads = 1 if os.getloadavg()[0] >= (os.cpu_count() or cores) else cores
+    """Two threads (the budget machine's cores) unless ``MMR_TRAIN_THREADS`` says otherwise: set it to 1
+    when other jobs keep the cores busy, where a second thread waits on synchronisation more than it works
+    (measured 2.5-3.5x slower per step at load 8-13 on 2 cores). Not guessed from the load average: right
+    after a previous run's index build, that still reads busy on an idle machine."""
+    threads = int(os.environ.get("MMR_TRAIN_THREADS", cores))
     log.info("training with %d thread(s)", threads)
     return threads
 

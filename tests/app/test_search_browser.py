@@ -132,6 +132,22 @@ def test_document_view_shows_the_whole_document(running_app, search_page, artifa
     expect(search_page.detail).to_be_hidden()
 
 
+def test_sparse_hit_shows_the_terms_it_shares_with_the_query(running_app, search_page, artifacts_dir):
+    available = Client(running_app.url, verbose=False).predict(api_name="/judging_options")["collections"]["stamps"]
+    if "lsr" not in available:
+        pytest.skip("no trained LSR model in index_store/models (run `python -m mmr train lsr`)")
+    page = search_page.page
+    search_page.choose("stamps", ["Dense2Sparse LSR", "BM25"])
+    search_page.search("a red flower")
+    expect(page.locator("#details-0-0")).to_be_visible()
+    assert "shared: " in search_page.card_texts(0)[0]
+    detail = search_page.open_details(0, 0)
+    for part in ("Why Dense2Sparse LSR matched: score", "shared term", "Query's top terms:", "Document's top terms:"):
+        assert part in detail, (part, detail)
+    search_page.detail.scroll_into_view_if_needed()
+    page.screenshot(path=artifacts_dir / "search-sparse-terms.png")
+
+
 def test_image_query_finds_the_same_stamp_and_grades_it(running_app, search_page, artifacts_dir, tmp_path):
     page = search_page.page
     search_page.choose("stamps", ["BM25", "Zero-shot verbalisation"])

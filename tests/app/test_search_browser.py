@@ -137,11 +137,14 @@ def test_sparse_hit_shows_the_terms_it_shares_with_the_query(running_app, search
     if "lsr" not in available:
         pytest.skip("no trained LSR model in index_store/models (run `python -m mmr train lsr`)")
     page = search_page.page
-    search_page.choose("stamps", ["Dense2Sparse LSR", "BM25"])
+    search_page.choose("stamps", ["BM25", "Dense2Sparse LSR"])
     search_page.search("a red flower")
-    expect(page.locator("#details-0-0")).to_be_visible()
-    assert "shared: " in search_page.card_texts(0)[0]
-    detail = search_page.open_details(0, 0)
+    headers = page.locator(".prose.column-header")
+    column = next(c for c in range(2) if "Dense2Sparse LSR" in headers.nth(c).inner_text())  # registry order
+    expect(page.locator(f"#details-{column}-0")).to_be_visible()
+    assert "shared: " in search_page.card_texts(column)[0]
+    assert not any("shared: " in text for text in search_page.card_texts(1 - column)), "BM25 explains nothing"
+    detail = search_page.open_details(column, 0)
     for part in ("Why Dense2Sparse LSR matched: score", "shared term", "Query's top terms:", "Document's top terms:"):
         assert part in detail, (part, detail)
     search_page.detail.scroll_into_view_if_needed()

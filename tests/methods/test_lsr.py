@@ -290,3 +290,18 @@ def test_sparse_report_counts_terms_and_postings(vocabulary, tmp_path):
     assert report["top10_agreement_with_brute_force"] == 1.0
     table = report_markdown(report, 0.45, "marvel", 0.5)
     assert "| MRR@10: lsr / teacher marvel | 0.450 / 0.500 = 90% |" in table
+
+
+def test_query_pruning_keeps_the_heaviest_terms_and_the_cut_is_the_smallest_that_costs_nothing():
+    from mmr.methods.lsr.model import prune_row
+    from mmr.methods.lsr.training import choose_query_cut, keep_top_terms
+
+    row = sp.csr_matrix(np.array([[0.0, 3.0, 0.5, 2.0, 0.0, 1.0]], np.float32))
+    pruned = prune_row(row, 2)
+    assert pruned.toarray().tolist() == [[0.0, 3.0, 0.0, 2.0, 0.0, 0.0]] and pruned.has_sorted_indices
+    assert prune_row(row, None) is not None and prune_row(row, None).nnz == 4
+    dense = torch.tensor([[0.0, 3.0, 0.5, 2.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0, 4.0, 0.0]])
+    assert keep_top_terms(dense, 2).tolist() == [[0.0, 3.0, 0.0, 2.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0, 4.0, 0.0]]
+    # the smallest cut within the tolerance of the whole query wins; none good enough: keep every term
+    assert choose_query_cut({8: 0.10, 16: 0.196, 32: 0.2, 30522: 0.2}, 0.005) == 16
+    assert choose_query_cut({8: 0.10, 16: 0.15, 30522: 0.2}, 0.005) is None

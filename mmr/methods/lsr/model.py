@@ -32,6 +32,7 @@ class LSRConfig:
     vocab_size: int
     expand_texts: bool = True  # at serving time; chosen on dev at the end of training
     max_length: int = 256
+    query_terms: int | None = None  # a search query keeps only its heaviest terms; chosen on dev (None: all)
 
 
 class LSRModel:
@@ -90,6 +91,17 @@ class LSRModel:
         head = SparseHead(config.in_dim, state["decoder.weight"], vocabulary.usable)
         head.load_state_dict(state)
         return cls(config, head, vocabulary, teacher or load_teacher(config.teacher, resources))
+
+
+def prune_row(row: sp.csr_matrix, keep: int | None) -> sp.csr_matrix:
+    """A one-row sparse vector with only its ``keep`` heaviest terms (all of them for None)."""
+    row = sp.csr_matrix(row)
+    if keep is None or row.nnz <= keep:
+        return row
+    order = np.argsort(-row.data, kind="stable")[:keep]
+    pruned = sp.csr_matrix((row.data[order], (np.zeros(keep, np.int64), row.indices[order])), shape=row.shape)
+    pruned.sort_indices()
+    return pruned
 
 
 def top_terms(row: sp.csr_matrix, vocabulary: Vocabulary, limit: int) -> list[tuple[str, float]]:

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from mmr.corpus.format import Corpus
 from mmr.index import IndexMismatchError, IndexParams
 from mmr.methods.lsr.index import HEAP_FACTOR, SUMMARY_ENERGY, SparseIndex
-from mmr.methods.lsr.model import CONFIG_FILE, LSRModel, top_terms
+from mmr.methods.lsr.model import CONFIG_FILE, LSRModel, prune_row, top_terms
 from mmr.methods.lsr.teacher import teacher_tag
 from mmr.retrievers.base import Resources, Retriever
 from mmr.retrievers.trained import IMAGE_ENCODER, model_fingerprint
@@ -110,7 +110,7 @@ class LSRRetriever(Retriever):
             parts.append(self.model.encode_images(encoder.features([query.image], keep_grid=self.model.needs_grid)))
         if not parts:
             raise ValueError("a query needs text or an image")
-        vector = sp.csr_matrix(sum(parts[1:], parts[0]), dtype=np.float32)
+        vector = prune_row(sp.csr_matrix(sum(parts[1:], parts[0]), dtype=np.float32), self.model.config.query_terms)
         if key is not None:
             with self._lock:
                 self._queries[key] = vector

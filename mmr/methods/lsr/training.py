@@ -54,6 +54,10 @@ class LSRTraining:
     l1_document: float = 3e-3
     l1_warmup: float = 0.5  # fraction of all steps over which the L1 weight rises quadratically
     anneal_fraction: float = 0.95  # p(no text expansion) reaches 0 after this fraction of steps
+    # Query pruning at search time (as Seismic's query_cut): the fewest heaviest query terms that keep dev
+    # MRR@10 within ``query_cut_tolerance`` of the whole query. Every posting list a query skips is work saved.
+    query_cuts: tuple[int, ...] = (8, 16, 32, 64, 128, 256)
+    query_cut_tolerance: float = 0.005
 
 
 @dataclass
@@ -113,6 +117,18 @@ class DevProbe:
         self.teacher_mrr = mrr_at_10(self.documents.numpy(), self.doc_ids, self.queries.numpy(), self.qids, self.qrels)
 
     @torch.inference_mode()
+    def query_cut_scores(self, head: SparseHead, expand: bool, cuts: tuple[int, ...]) -> dict[int, float]:
+        """Dev MRR@10 with each query pruned to its ``cut`` heaviest terms (documents untouched)."""
+        head.eval()
+        documents = head(self.documents).numpy()
+        queries = head(self.queries, None if expand else self.query_mask)
+        head.train()
+        return {
+            cut: mrr_at_10(documents, self.doc_ids, keep_top_terms(queries, cut).numpy(), self.qids, self.qrels)
+            for cut in cuts
+        }
+
+    @torch.inference_mode()
     def score(self, head: SparseHead) -> dict:
         head.eval()
         documents = head(self.documents)
@@ -129,6 +145,26 @@ class DevProbe:
             "query_nonzeros_own_tokens": round(float((own > 0).sum(1).float().mean()), 1),
             "document_nonzeros": round(float((documents > 0).sum(1).float().mean()), 1),
         }
+
+
+def keep_top_terms(vectors: torch.Tensor, cut: int) -> torch.Tensor:
+    """Each row with only its ``cut`` heaviest terms (ties may keep a few more)."""
+    if cut >= vectors.shape[1]:
+        return vectors
+    threshold = vectors.topk(cut, dim=1).values[:, -1:]
+    return torch.where(vectors >= threshold, vectors, torch.zeros_like(vectors))
+
+
+def choose_query_cut(scores: dict[int, float], tolerance: float) -> int | None:
+    """The fewest query terms whose dev MRR@10 is within ``tolerance`` of the unpruned query's; None: keep all.
+
+    ``scores`` maps a cut to its dev MRR@10; the largest cut must be the whole vocabulary (no pruning).
+    """
+    full_cut = max(scores)
+    for cut in sorted(scores):
+        if scores[cut] >= scores[full_cut] - tolerance:
+            return None if cut == full_cut else cut
+    return None
 
 
 def train_epoch(
@@ -229,6 +265,9 @@ def train(settings: Settings, resources: Resources, seed: int = 0, hp: LSRTraini
     best, history = fit(head, tables, vocabulary, probe, hp, rng)
     best.restore(head)
     epoch_tag, mode = best.tag.split("|")
+    cut_scores = probe.query_cut_scores(head, mode == "expanded", (*hp.query_cuts, vocabulary.size))
+    query_terms = choose_query_cut(cut_scores, hp.query_cut_tolerance)
+    log.info("lsr: dev MRR@10 by query terms kept %s -> %s", cut_scores, query_terms or "all")
     config = LSRConfig(
         teacher_name,
         teacher_tag(teacher_name, settings),
@@ -236,11 +275,20 @@ def train(settings: Settings, resources: Resources, seed: int = 0, hp: LSRTraini
         embeddings.shape[1],
         embeddings.shape[0],
         expand_texts=mode == "expanded",
+        query_terms=query_terms,
     )
     folder = settings.models_dir / NAME
     (folder / MANIFEST).unlink(missing_ok=True)  # a half-written model must not pass for the old one
     LSRModel(config, head, vocabulary, teacher).save(folder)
-    history.append({"stage": "chosen", "checkpoint": epoch_tag, "text_mode": mode})
+    history.append(
+        {
+            "stage": "chosen",
+            "checkpoint": epoch_tag,
+            "text_mode": mode,
+            "query_terms": query_terms,
+            "dev_mrr_at_10_by_query_terms": {str(cut): round(score, 4) for cut, score in cut_scores.items()},
+        }
+    )
     manifest = Manifest(
         NAME,
         data.fingerprint,

@@ -261,6 +261,16 @@ def test_retriever_searches_and_explains_text_documents(vocabulary, tmp_path):
     assert retriever.explain(Query(text="big dog"), "unknown") is None
 
 
+def test_batched_text_search_matches_one_query_at_a_time(vocabulary, tmp_path):
+    retriever, _ = _text_retriever(vocabulary, tmp_path, ("a red flower", "a big dog", "blue house", "red house"))
+    queries = [Query(text="red house"), Query(text="big dog"), Query(text="a flower")]
+    batched = retriever.search_many(queries, k=3)
+    assert [[(h.doc_id, round(h.score, 5)) for h in hits] for hits in batched] == [
+        [(h.doc_id, round(h.score, 5)) for h in retriever.search(q, k=3)] for q in queries
+    ]
+    assert batched[0][0].doc_id == "t3"
+
+
 def test_model_roundtrip_and_stale_teacher_is_detected(vocabulary, tmp_path):
     settings = Settings(index_store=tmp_path)
     resources = Resources(settings)

@@ -15,7 +15,6 @@ from collections.abc import Mapping
 import numpy as np
 
 from mmr.corpus.format import Corpus
-from mmr.types import Query
 
 TOP = 10
 
@@ -23,7 +22,7 @@ TOP = 10
 def sparse_report(retriever, corpus: Corpus, queries: Mapping[str, str], k: int = TOP) -> dict:
     """Sparsity, postings and agreement with brute force of an ``LSRRetriever`` over ``queries``."""
     index = retriever.index
-    vectors = [retriever.encode_query(Query(text=text)) for text in queries.values()]
+    vectors = retriever.encode_text_queries(list(queries.values()))
     query_nonzeros = np.array([v.nnz for v in vectors])
     postings = np.array([index.postings_in_query_lists(v) for v in vectors])
     agreement = []

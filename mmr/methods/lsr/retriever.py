@@ -118,8 +118,18 @@ class LSRRetriever(Retriever):
                     self._queries.popitem(last=False)
         return vector
 
+    def encode_text_queries(self, texts: list[str]) -> list[sp.csr_matrix]:
+        """Text queries encoded in one batch (the benchmark): pruned exactly as ``encode_query`` prunes."""
+        matrix = self.model.encode_texts(texts)
+        return [prune_row(matrix[row], self.model.config.query_terms) for row in range(matrix.shape[0])]
+
     def search(self, query: Query, k: int = 10) -> list[Hit]:
         return self.index.search(self.encode_query(query), k)
+
+    def search_many(self, queries, k: int = 10) -> list[list[Hit]]:
+        if not all(q.text and q.image is None for q in queries):
+            return super().search_many(queries, k)
+        return [self.index.search(vector, k) for vector in self.encode_text_queries([q.text for q in queries])]
 
     def explain(self, query: Query, doc_id: str) -> dict | None:
         if doc_id not in self.index:

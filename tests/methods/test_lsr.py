@@ -16,13 +16,15 @@ from mmr.methods.lsr.head import (
     Vocabulary,
     distillation_loss,
     expansion_off_probability,
+    flops_penalty,
+    l1_penalty,
     regulariser_weight,
 )
 from mmr.methods.lsr.index import SparseIndex
 from mmr.methods.lsr.model import LSRConfig, LSRModel
 from mmr.methods.lsr.report import report_markdown, sparse_report
 from mmr.methods.lsr.retriever import LSRRetriever, explain_match
-from mmr.methods.lsr.training import LSRTraining, TeacherTables, train_epoch
+from mmr.methods.lsr.training import LSRTraining, TeacherTables, postings_per_query, train_epoch
 from mmr.retrievers.base import Resources
 from mmr.training.common import Manifest
 from mmr.types import Document, Query
@@ -106,6 +108,18 @@ def test_l1_warmup_is_quadratic_and_expansion_control_anneals_over_95_percent():
     assert expansion_off_probability(950, 1000) == expansion_off_probability(999, 1000) == 0.0
 
 
+def test_flops_penalises_long_posting_lists_where_l1_sees_no_difference():
+    shared = torch.zeros(4, 6)
+    shared[:, 0] = 1.0  # every vector on term 0: one posting list of 4 documents
+    spread = torch.eye(4, 6)  # each vector on its own term: four lists of 1
+    assert l1_penalty(shared) == l1_penalty(spread) == 1.0
+    assert flops_penalty(shared) == pytest.approx(1.0)
+    assert flops_penalty(spread) == pytest.approx(4 * (1 / 4) ** 2)
+    query = torch.zeros(1, 6)
+    query[0, 0] = 0.5
+    assert postings_per_query(query, shared) == 4.0 and postings_per_query(query, spread) == 1.0
+
+
 def test_distillation_loss_is_smallest_when_the_student_copies_the_teacher():
     torch.manual_seed(0)
     q_dense, d_dense = torch.randn(5, 4), torch.randn(5, 4)
@@ -121,7 +135,7 @@ def test_distillation_loss_is_smallest_when_the_student_copies_the_teacher():
     torch.testing.assert_close(distillation_loss(d_dense / tau, q_dense, d_dense, q_dense, tau), copy)
 
 
-def _toy_training(anneal_fraction: float, epochs: int = 12):
+def _toy_training(anneal_fraction: float, epochs: int = 12, **overrides):
     """48 pairs whose queries own 3 random terms; the documents are 'images' (never restricted)."""
     from transformers import BertTokenizerFast
 
@@ -133,14 +147,14 @@ def _toy_training(anneal_fraction: float, epochs: int = 12):
     documents = queries + 0.3 * torch.from_numpy(rng.normal(size=(n, dim)).astype(np.float32))
     terms = [np.sort(rng.choice(np.arange(5, 305), 3, replace=False)) for _ in range(n)]
     tables = TeacherTables(queries, terms, documents, [None] * n, np.arange(n), np.arange(n))
+    settings = {"penalty_query": 1e-4, "penalty_document": 1e-4, **overrides}
     hp = LSRTraining(
         epochs=epochs,
         batch_size=16,
         learning_rate=1e-2,
         teacher_temperature=0.1,
-        l1_query=1e-4,
-        l1_document=1e-4,
         anneal_fraction=anneal_fraction,
+        **settings,
     )
     torch.manual_seed(0)
     head = SparseHead(dim, torch.randn(vocabulary.size, 32), vocabulary.usable)
@@ -151,17 +165,26 @@ def _toy_training(anneal_fraction: float, epochs: int = 12):
         restricted.append(stats["restricted_batches"])
     with torch.no_grad():
         own_token_scores = head(queries, vocabulary.mask(terms)) @ head(documents).T
+        postings = postings_per_query(head(queries), head(documents))
     # how often a query that may only use its own terms finds its document: the images must have
     # learnt to put weight on their captions' words
-    return restricted, float((own_token_scores.argmax(1) == torch.arange(n)).float().mean())
+    return restricted, float((own_token_scores.argmax(1) == torch.arange(n)).float().mean()), postings
 
 
 def test_expansion_control_teaches_images_their_captions_words():
-    restricted, found = _toy_training(anneal_fraction=0.95)
+    restricted, found, _ = _toy_training(anneal_fraction=0.95)
     assert restricted[-1] == 0 and sum(restricted[:2]) >= 4  # p: 1 -> 0 over 95% of the steps
-    never_restricted, found_without = _toy_training(anneal_fraction=1e-9)
+    never_restricted, found_without, _ = _toy_training(anneal_fraction=1e-9)
     assert sum(never_restricted) <= 1  # only the very first batch (p = 1 at step 0)
     assert found > 0.35 and found > 3 * found_without
+
+
+def test_the_flops_penalty_shortens_the_lists_a_query_traverses():
+    postings = {
+        weight: _toy_training(0.95, penalty="flops", penalty_query=weight, penalty_document=weight)[2]
+        for weight in (0.0, 1.0)
+    }
+    assert postings[1.0] < 0.5 * postings[0.0]
 
 
 def _random_sparse(rng, rows, vocab, density, empty_rows=()):

@@ -98,6 +98,20 @@ def l1_penalty(weights: torch.Tensor) -> torch.Tensor:
     return weights.sum(dim=1).mean()
 
 
+def flops_penalty(weights: torch.Tensor) -> torch.Tensor:
+    """SPLADE's FLOPS regulariser: the sum over terms of the squared mean weight in the batch.
+
+    A term's mean weight over a batch stands for how many documents carry it, i.e. its posting
+    list's length, and a query pays for every list it touches. Squaring makes one long list cost
+    more than the same total weight spread over many short ones, which L1 cannot tell apart: L1
+    makes vectors short, FLOPS makes the inverted index cheap to traverse.
+    """
+    return weights.mean(dim=0).pow(2).sum()
+
+
+SPARSITY_PENALTIES = {"l1": l1_penalty, "flops": flops_penalty}
+
+
 def distillation_loss(
     query_sparse: torch.Tensor,
     doc_sparse: torch.Tensor,

@@ -157,6 +157,11 @@ def mrr_at_10(
 ) -> float:
     """Exact MRR@10 by brute force (the dev loop runs it often; ranx checks the same thing at the end)."""
     scores = np.asarray(query_vectors, np.float32) @ np.asarray(doc_vectors, np.float32).T
+    return mrr_at_10_of_scores(scores, doc_ids, qids, qrels)
+
+
+def mrr_at_10_of_scores(scores: np.ndarray, doc_ids: list[str], qids: list[str], qrels: dict) -> float:
+    """MRR@10 of a (queries, documents) score matrix."""
     top = np.argsort(-scores, axis=1)[:, :10]
     reciprocal = []
     for qid, row in zip(qids, top):

@@ -11,6 +11,7 @@ import torch
 from mmr.config import Settings
 from mmr.corpus.format import Corpus
 from mmr.index import IndexMismatchError, IndexParams
+from mmr.methods.lsr.dev import DevProbe, keep_top_terms, postings_per_query
 from mmr.methods.lsr.head import (
     SparseHead,
     Vocabulary,
@@ -24,7 +25,7 @@ from mmr.methods.lsr.index import SparseIndex
 from mmr.methods.lsr.model import LSRConfig, LSRModel
 from mmr.methods.lsr.report import report_markdown, sparse_report
 from mmr.methods.lsr.retriever import LSRRetriever, explain_match
-from mmr.methods.lsr.training import LSRTraining, TeacherTables, postings_per_query, train_epoch
+from mmr.methods.lsr.training import LSRTraining, TeacherTables, choose_query_cut, train_epoch
 from mmr.retrievers.base import Resources
 from mmr.training.common import Manifest
 from mmr.types import Document, Query
@@ -187,6 +188,29 @@ def test_the_flops_penalty_shortens_the_lists_a_query_traverses():
     assert postings[1.0] < 0.5 * postings[0.0]
 
 
+def test_dev_probe_restricts_text_documents_but_not_images_and_scores_like_brute_force(vocabulary):
+    from mmr.training.data import mrr_at_10
+
+    probe = DevProbe.__new__(DevProbe)  # the attributes __init__ derives from a collection, set by hand
+    torch.manual_seed(0)
+    probe.name, probe.vocabulary = "toy", vocabulary
+    probe.doc_ids = ["image0", "text0", "text1"]
+    probe.documents, probe.queries = torch.randn(3, 8), torch.randn(2, 8)
+    probe.document_terms = [None, *vocabulary.own_terms(["a red flower", "big dog"])]
+    assert vocabulary.own_terms([]) == []  # the stamps have no text documents
+    probe.query_terms = vocabulary.own_terms(["red flower", "dog"])
+    probe.qids, probe.qrels = ["q0", "q1"], {"q0": {"text0": 1}, "q1": {"image0": 1}}
+    head = _head(vocabulary, bias=50.0)  # every usable term carries weight unless masked
+    queries, documents = probe.encode(head, expand=False)
+    allowed = vocabulary.mask(probe.document_terms[1:])
+    assert (documents[1:][~allowed] == 0).all() and (documents[1:][allowed & vocabulary.usable] > 0).all()
+    assert (documents[0][vocabulary.usable] > 0).all()  # the image expands
+    assert (queries[0] > 0).sum() == 2  # "red", "flower"
+    expected = mrr_at_10(documents.numpy(), probe.doc_ids, queries.numpy(), probe.qids, probe.qrels)
+    assert probe.mrr(queries, documents) == pytest.approx(expected)
+    assert set(probe.score(head)) >= {"dev_toy_expanded", "dev_toy_own_tokens", "toy_expanded_postings_per_query"}
+
+
 def _random_sparse(rng, rows, vocab, density, empty_rows=()):
     matrix = sp.random(rows, vocab, density=density, format="csr", dtype=np.float32, random_state=rng)
     matrix.data = np.log1p(matrix.data * 5).astype(np.float32)
@@ -327,7 +351,6 @@ def test_sparse_report_counts_terms_and_postings(vocabulary, tmp_path):
 
 def test_query_pruning_keeps_the_heaviest_terms_and_the_cut_is_the_smallest_that_costs_nothing():
     from mmr.methods.lsr.model import prune_row
-    from mmr.methods.lsr.training import choose_query_cut, keep_top_terms
 
     row = sp.csr_matrix(np.array([[0.0, 3.0, 0.5, 2.0, 0.0, 1.0]], np.float32))
     pruned = prune_row(row, 2)

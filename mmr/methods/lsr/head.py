@@ -42,6 +42,8 @@ class Vocabulary:
 
     def own_terms(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Sorted distinct term ids of each text, special tokens left out."""
+        if not texts:
+            return []  # the tokenizer fails on an empty batch (a collection without text documents)
         encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
         return [np.setdiff1d(np.asarray(ids, dtype=np.int64), self._special) for ids in encoded]
 
@@ -54,6 +56,15 @@ class Vocabulary:
 
     def terms(self, ids: Sequence[int]) -> list[str]:
         return self.tokenizer.convert_ids_to_tokens([int(i) for i in ids])
+
+
+def document_mask(terms: Sequence[np.ndarray | None], vocabulary: Vocabulary) -> torch.Tensor:
+    """Own-token mask for texts; images (``None``) stay unrestricted (all usable terms)."""
+    mask = vocabulary.mask([t if t is not None else np.zeros(0, np.int64) for t in terms])
+    for row, t in enumerate(terms):
+        if t is None:
+            mask[row] = True
+    return mask
 
 
 class SparseHead(nn.Module):

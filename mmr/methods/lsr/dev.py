@@ -1,0 +1,120 @@
+"""Dev scoring of the sparse head while it trains: MRR@10 in each dev setting, and what a query costs.
+
+The retriever serves both collections, so checkpoints are chosen on both dev settings (as UniVL-DR's
+are): the stamps (images only) and the mixed collection (stamps + WordNet glosses). Scores go through
+scipy CSR products: the vectors are mostly zeros, and a dense product over 30,522 terms for the mixed
+collection's ~6k documents would cost seconds per epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from mmr.collections import load_collection
+from mmr.config import Settings
+from mmr.corpus.splits import load_benchmark
+from mmr.methods.lsr.head import SparseHead, Vocabulary, document_mask
+from mmr.retrievers.base import Resources
+from mmr.retrievers.trained import IMAGE_ENCODER, DualEncoderModel
+from mmr.training.data import mrr_at_10, mrr_at_10_of_scores
+
+DEV_SETS = (("stamps", "images"), ("mixed", "mixed"))  # (collection, benchmark setting)
+
+
+def postings_per_query(queries: torch.Tensor, documents: torch.Tensor) -> float:
+    """Mean over queries of the postings in the lists of the query's terms: the work of an exhaustive
+    term-at-a-time traversal (what ``SparseIndex.postings_in_query_lists`` counts on a built index)."""
+    document_frequency = (documents > 0).sum(dim=0).float()
+    return float(((queries > 0).float() @ document_frequency).mean())
+
+
+def keep_top_terms(vectors: torch.Tensor, cut: int) -> torch.Tensor:
+    """Each row with only its ``cut`` heaviest terms (ties may keep a few more)."""
+    if cut >= vectors.shape[1]:
+        return vectors
+    threshold = vectors.topk(cut, dim=1).values[:, -1:]
+    return torch.where(vectors >= threshold, vectors, torch.zeros_like(vectors))
+
+
+class DevProbe:
+    """One dev setting: the teacher's vectors of its queries and documents, scored through the head."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        resources: Resources,
+        teacher: DualEncoderModel,
+        vocabulary: Vocabulary,
+        collection: str,
+        setting: str,
+    ):
+        corpus = load_collection(settings, collection)
+        benchmark = load_benchmark(settings.benchmark_dir, setting, "dev")
+        images, texts = corpus.of_modality("image"), [d.text for d in corpus.of_modality("text")]
+        grid = bool(getattr(teacher, "needs_grid", False))
+        parts = [teacher.encode_images(resources.image_features(images, IMAGE_ENCODER, keep_grid=grid))]
+        if texts:
+            parts.append(teacher.encode_texts(texts))
+        self.name = name
+        self.vocabulary = vocabulary
+        self.doc_ids = [d.id for d in images] + [d.id for d in corpus.of_modality("text")]
+        self.documents = torch.from_numpy(np.concatenate([np.asarray(p, np.float32) for p in parts]))
+        self.document_terms = [None] * len(images) + vocabulary.own_terms(texts)
+        self.qids = list(benchmark.queries)
+        query_texts = [benchmark.queries[q] for q in self.qids]
+        self.qrels = benchmark.qrels
+        self.queries = torch.from_numpy(np.asarray(teacher.encode_texts(query_texts), np.float32))
+        self.query_terms = vocabulary.own_terms(query_texts)
+        self.teacher_mrr = mrr_at_10(self.documents.numpy(), self.doc_ids, self.queries.numpy(), self.qids, self.qrels)
+
+    @torch.inference_mode()
+    def encode(self, head: SparseHead, expand: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(queries, documents) as the retriever would search and index them in this text mode."""
+        was_training = head.training
+        head.eval()
+        if expand:
+            queries, documents = head(self.queries), head(self.documents)
+        else:
+            queries = head(self.queries, self.vocabulary.mask(self.query_terms))
+            documents = head(self.documents, document_mask(self.document_terms, self.vocabulary))
+        head.train(was_training)
+        return queries, documents
+
+    def mrr(self, queries: torch.Tensor, documents: torch.Tensor) -> float:
+        scores = (sp.csr_matrix(queries.numpy()) @ sp.csr_matrix(documents.numpy()).T).toarray()
+        return mrr_at_10_of_scores(scores, self.doc_ids, self.qids, self.qrels)
+
+    def score(self, head: SparseHead) -> dict:
+        results = {}
+        for mode, expand in (("expanded", True), ("own_tokens", False)):
+            queries, documents = self.encode(head, expand)
+            results[f"dev_{self.name}_{mode}"] = round(self.mrr(queries, documents), 4)
+            results[f"{self.name}_{mode}_query_nonzeros"] = round(float((queries > 0).sum(1).float().mean()), 1)
+            results[f"{self.name}_{mode}_postings_per_query"] = round(postings_per_query(queries, documents), 1)
+        results[f"{self.name}_document_nonzeros"] = round(float((documents > 0).sum(1).float().mean()), 1)
+        results[f"{self.name}_dense_multiply_adds"] = int(self.documents.numel())
+        return results
+
+    def query_cut_scores(self, head: SparseHead, expand: bool, cuts: Sequence[int]) -> dict[int, float]:
+        """Dev MRR@10 with each query pruned to its ``cut`` heaviest terms (documents untouched)."""
+        queries, documents = self.encode(head, expand)
+        return {cut: self.mrr(keep_top_terms(queries, cut), documents) for cut in cuts}
+
+
+def dev_probes(
+    settings: Settings, resources: Resources, teacher: DualEncoderModel, vocabulary: Vocabulary
+) -> list[DevProbe]:
+    return [
+        DevProbe(collection, settings, resources, teacher, vocabulary, collection, setting)
+        for collection, setting in DEV_SETS
+    ]
+
+
+def mean_over(probes: Sequence[DevProbe], scores: dict, mode: str) -> float:
+    """The selection score: the mean dev MRR@10 of ``mode`` over every dev setting."""
+    return float(np.mean([scores[f"dev_{probe.name}_{mode}"] for probe in probes]))

@@ -208,7 +208,10 @@ def test_dev_probe_restricts_text_documents_but_not_images_and_scores_like_brute
     assert (queries[0] > 0).sum() == 2  # "red", "flower"
     expected = mrr_at_10(documents.numpy(), probe.doc_ids, queries.numpy(), probe.qids, probe.qrels)
     assert probe.mrr(queries, documents) == pytest.approx(expected)
-    assert set(probe.score(head)) >= {"dev_toy_expanded", "dev_toy_own_tokens", "toy_expanded_postings_per_query"}
+    scores = probe.score(head)
+    assert set(scores) >= {"dev_toy_expanded", "dev_toy_own_tokens", "toy_expanded_postings_per_query"}
+    # each mode reports its own documents: the texts carry every usable term only when they expand
+    assert scores["toy_expanded_document_nonzeros"] > scores["toy_own_tokens_document_nonzeros"]
 
 
 def _random_sparse(rng, rows, vocab, density, empty_rows=()):

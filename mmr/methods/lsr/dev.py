@@ -95,8 +95,8 @@ class DevProbe:
             queries, documents = self.encode(head, expand)
             results[f"dev_{self.name}_{mode}"] = round(self.mrr(queries, documents), 4)
             results[f"{self.name}_{mode}_query_nonzeros"] = round(float((queries > 0).sum(1).float().mean()), 1)
+            results[f"{self.name}_{mode}_document_nonzeros"] = round(float((documents > 0).sum(1).float().mean()), 1)
             results[f"{self.name}_{mode}_postings_per_query"] = round(postings_per_query(queries, documents), 1)
-        results[f"{self.name}_document_nonzeros"] = round(float((documents > 0).sum(1).float().mean()), 1)
         results[f"{self.name}_dense_multiply_adds"] = int(self.documents.numel())
         return results
 

@@ -45,7 +45,6 @@ class DevProbe:
 
     def __init__(
         self,
-        name: str,
         settings: Settings,
         resources: Resources,
         teacher: DualEncoderModel,
@@ -60,7 +59,7 @@ class DevProbe:
         parts = [teacher.encode_images(resources.image_features(images, IMAGE_ENCODER, keep_grid=grid))]
         if texts:
             parts.append(teacher.encode_texts(texts))
-        self.name = name
+        self.name = collection  # prefixes its keys in the history: dev_stamps_expanded, ...
         self.vocabulary = vocabulary
         self.doc_ids = [d.id for d in images] + [d.id for d in corpus.of_modality("text")]
         self.documents = torch.from_numpy(np.concatenate([np.asarray(p, np.float32) for p in parts]))
@@ -109,10 +108,7 @@ class DevProbe:
 def dev_probes(
     settings: Settings, resources: Resources, teacher: DualEncoderModel, vocabulary: Vocabulary
 ) -> list[DevProbe]:
-    return [
-        DevProbe(collection, settings, resources, teacher, vocabulary, collection, setting)
-        for collection, setting in DEV_SETS
-    ]
+    return [DevProbe(settings, resources, teacher, vocabulary, collection, setting) for collection, setting in DEV_SETS]
 
 
 def mean_over(probes: Sequence[DevProbe], scores: dict, mode: str) -> float:

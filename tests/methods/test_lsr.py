@@ -319,6 +319,16 @@ def test_batched_text_search_matches_one_query_at_a_time(vocabulary, tmp_path):
         [(h.doc_id, round(h.score, 5)) for h in retriever.search(q, k=3)] for q in queries
     ]
     assert batched[0][0].doc_id == "t3"
+    # with query pruning on, both paths keep the same single heaviest term (the trailing space makes a new
+    # cache key, so search() cannot answer from the unpruned vectors cached above; tokens are the same)
+    from dataclasses import replace
+
+    retriever.model.config = replace(retriever.model.config, query_terms=1)
+    pruned = retriever.search_many(queries, k=3)
+    assert [[h.doc_id for h in hits] for hits in pruned] == [
+        [h.doc_id for h in retriever.search(Query(text=q.text + " "), k=3)] for q in queries
+    ]
+    assert all(vector.nnz == 1 for vector in retriever.encode_text_queries([q.text for q in queries]))
 
 
 def test_model_roundtrip_and_stale_teacher_is_detected(vocabulary, tmp_path):

@@ -11,7 +11,7 @@ import torch
 from mmr.config import Settings
 from mmr.corpus.format import Corpus
 from mmr.index import IndexMismatchError, IndexParams
-from mmr.methods.lsr.dev import DevProbe, keep_top_terms, postings_per_query
+from mmr.methods.lsr.dev import DevProbe, postings_per_query
 from mmr.methods.lsr.head import (
     SparseHead,
     Vocabulary,
@@ -22,7 +22,7 @@ from mmr.methods.lsr.head import (
     regulariser_weight,
 )
 from mmr.methods.lsr.index import SparseIndex
-from mmr.methods.lsr.model import LSRConfig, LSRModel
+from mmr.methods.lsr.model import LSRConfig, LSRModel, prune_row
 from mmr.methods.lsr.report import report_markdown, sparse_report
 from mmr.methods.lsr.retriever import LSRRetriever, explain_match
 from mmr.methods.lsr.training import LSRTraining, TeacherTables, choose_query_cut, train_epoch
@@ -208,6 +208,11 @@ def test_dev_probe_restricts_text_documents_but_not_images_and_scores_like_brute
     assert (queries[0] > 0).sum() == 2  # "red", "flower"
     expected = mrr_at_10(documents.numpy(), probe.doc_ids, queries.numpy(), probe.qids, probe.qrels)
     assert probe.mrr(queries, documents) == pytest.approx(expected)
+    # dev prunes queries with the retriever's own prune_row: a cut of one term is the heaviest term alone
+    cut_scores = probe.query_cut_scores(head, expand=False, cuts=(1, vocabulary.size))
+    heaviest = sp.vstack([prune_row(sp.csr_matrix(q.numpy()), 1) for q in queries])
+    assert cut_scores[1] == pytest.approx(probe.mrr(heaviest, documents))
+    assert cut_scores[vocabulary.size] == pytest.approx(probe.mrr(queries, documents))
     scores = probe.score(head)
     assert set(scores) >= {"dev_toy_expanded", "dev_toy_own_tokens", "toy_expanded_postings_per_query"}
     # each mode reports its own documents: the texts carry every usable term only when they expand
@@ -363,14 +368,10 @@ def test_sparse_report_counts_terms_and_postings(vocabulary, tmp_path):
 
 
 def test_query_pruning_keeps_the_heaviest_terms_and_the_cut_is_the_smallest_that_costs_nothing():
-    from mmr.methods.lsr.model import prune_row
-
     row = sp.csr_matrix(np.array([[0.0, 3.0, 0.5, 2.0, 0.0, 1.0]], np.float32))
     pruned = prune_row(row, 2)
     assert pruned.toarray().tolist() == [[0.0, 3.0, 0.0, 2.0, 0.0, 0.0]] and pruned.has_sorted_indices
     assert prune_row(row, None) is not None and prune_row(row, None).nnz == 4
-    dense = torch.tensor([[0.0, 3.0, 0.5, 2.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0, 4.0, 0.0]])
-    assert keep_top_terms(dense, 2).tolist() == [[0.0, 3.0, 0.0, 2.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0, 4.0, 0.0]]
     # the smallest cut within the tolerance of the whole query wins; none good enough: keep every term
     assert choose_query_cut({8: 0.10, 16: 0.196, 32: 0.2, 30522: 0.2}, 0.005) == 16
     assert choose_query_cut({8: 0.10, 16: 0.15, 30522: 0.2}, 0.005) is None

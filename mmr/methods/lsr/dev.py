@@ -18,6 +18,7 @@ from mmr.collections import load_collection
 from mmr.config import Settings
 from mmr.corpus.splits import load_benchmark
 from mmr.methods.lsr.head import SparseHead, Vocabulary, document_mask
+from mmr.methods.lsr.model import prune_row
 from mmr.retrievers.base import Resources
 from mmr.retrievers.trained import IMAGE_ENCODER, DualEncoderModel
 from mmr.training.data import mrr_at_10, mrr_at_10_of_scores
@@ -30,14 +31,6 @@ def postings_per_query(queries: torch.Tensor, documents: torch.Tensor) -> float:
     term-at-a-time traversal (what ``SparseIndex.postings_in_query_lists`` counts on a built index)."""
     document_frequency = (documents > 0).sum(dim=0).float()
     return float(((queries > 0).float() @ document_frequency).mean())
-
-
-def keep_top_terms(vectors: torch.Tensor, cut: int) -> torch.Tensor:
-    """Each row with only its ``cut`` heaviest terms (ties may keep a few more)."""
-    if cut >= vectors.shape[1]:
-        return vectors
-    threshold = vectors.topk(cut, dim=1).values[:, -1:]
-    return torch.where(vectors >= threshold, vectors, torch.zeros_like(vectors))
 
 
 class DevProbe:
@@ -84,8 +77,8 @@ class DevProbe:
         head.train(was_training)
         return queries, documents
 
-    def mrr(self, queries: torch.Tensor, documents: torch.Tensor) -> float:
-        scores = (sp.csr_matrix(queries.numpy()) @ sp.csr_matrix(documents.numpy()).T).toarray()
+    def mrr(self, queries: torch.Tensor | sp.csr_matrix, documents: torch.Tensor | sp.csr_matrix) -> float:
+        scores = (_csr(queries) @ _csr(documents).T).toarray()
         return mrr_at_10_of_scores(scores, self.doc_ids, self.qids, self.qrels)
 
     def score(self, head: SparseHead) -> dict:
@@ -100,9 +93,18 @@ class DevProbe:
         return results
 
     def query_cut_scores(self, head: SparseHead, expand: bool, cuts: Sequence[int]) -> dict[int, float]:
-        """Dev MRR@10 with each query pruned to its ``cut`` heaviest terms (documents untouched)."""
+        """Dev MRR@10 with each query pruned to its ``cut`` heaviest terms (documents untouched), by the
+        same ``prune_row`` the retriever applies at search time."""
         queries, documents = self.encode(head, expand)
-        return {cut: self.mrr(keep_top_terms(queries, cut), documents) for cut in cuts}
+        rows, documents = _csr(queries), _csr(documents)
+        return {
+            cut: self.mrr(sp.vstack([prune_row(rows[i], cut) for i in range(rows.shape[0])], format="csr"), documents)
+            for cut in cuts
+        }
+
+
+def _csr(vectors: torch.Tensor | sp.csr_matrix) -> sp.csr_matrix:
+    return vectors if sp.issparse(vectors) else sp.csr_matrix(vectors.numpy())
 
 
 def dev_probes(

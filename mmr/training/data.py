@@ -61,6 +61,11 @@ class TrainingData:
             self._features[keep_grid] = resources.image_features(docs, IMAGE_ENCODER, keep_grid=keep_grid)
         return self._features[keep_grid]
 
+    def with_examples(self, examples: list[Example], documents: dict[str, Document]) -> TrainingData:
+        """These examples and documents added (the image features stay cached: no image is added)."""
+        assert all(doc.modality == "text" for doc in documents.values()), "extra documents must be texts"
+        return TrainingData([*self.examples, *examples], {**self.documents, **documents}, self._features)
+
     def image_only(self) -> TrainingData:
         """Only the image-caption examples (for stages that train the visual side alone)."""
         examples = [e for e in self.examples if self.documents[e.positive_id].modality == "image"]
@@ -98,6 +103,53 @@ def _collect_examples(settings: Settings, with_text_documents: bool) -> Training
                     documents[doc.id] = doc
                     examples.append(Example(text, doc.id, f"wn:{normalise_description(text)}"))
     return TrainingData(examples, documents)
+
+
+def unlabelled_wordnet_pairs(
+    settings: Settings, count: int, seed: int = 0
+) -> tuple[list[Example], dict[str, Document]]:
+    """``count`` lemma -> gloss pairs of WordNet noun synsets that are *not* in the mixed collection.
+
+    For distillation, where a teacher scores the pairs and the pairing itself is not a label.
+    """
+    from mmr.corpus.wordnet import read_noun_synsets
+
+    held_out_queries = [
+        text
+        for split in ("dev", "test")
+        for text in load_benchmark(settings.benchmark_dir, "mixed", split).queries.values()
+    ]
+    in_collection = {doc.id for doc in load_collection(settings, "mixed").documents}
+    synsets = read_noun_synsets(settings.sources.wordnet_dict)
+    return pick_unlabelled_synsets(synsets, in_collection, held_out_queries, count, seed)
+
+
+def pick_unlabelled_synsets(
+    synsets: list, in_collection: set[str], held_out_queries: list[str], count: int, seed: int = 0
+) -> tuple[list[Example], dict[str, Document]]:
+    """A seeded sample of synsets no split holds, none named by a held-out query.
+
+    Outside the collection, a synset is no item of any split. One that shares a lemma with a dev or
+    test query is left out too: a held-out query text is never encoded for training.
+    """
+    import random
+
+    from mmr.corpus.wordnet import MIN_DEFINITION_WORDS, synset_document
+
+    def key(text: str) -> str:
+        return " ".join(text.lower().split())
+
+    held_out = {key(text) for text in held_out_queries}
+    candidates = [
+        synset
+        for synset in synsets
+        if synset.doc_id not in in_collection
+        and len(synset.definition.split()) >= MIN_DEFINITION_WORDS
+        and not any(key(lemma) in held_out for lemma in synset.lemmas)
+    ]
+    chosen = random.Random(seed).sample(candidates, min(count, len(candidates)))
+    examples = [Example(s.lemmas[0], s.doc_id, f"wn:{normalise_description(s.lemmas[0])}") for s in chosen]
+    return examples, {s.doc_id: synset_document(s) for s in chosen}
 
 
 def _splits(settings: Settings) -> dict[str, str]:

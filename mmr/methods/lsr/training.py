@@ -35,7 +35,7 @@ from mmr.methods.lsr.teacher import choose_teacher, load_teacher, teacher_tag
 from mmr.retrievers.base import Resources
 from mmr.retrievers.trained import DualEncoderModel
 from mmr.training.common import MANIFEST, BestCheckpoint, Manifest, minibatches, seed_everything
-from mmr.training.data import TrainingData, load_training_data
+from mmr.training.data import TrainingData, load_training_data, unlabelled_wordnet_pairs
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,9 @@ class LSRTraining:
     # Query pruning at search time (as Seismic's query_cut): the fewest heaviest query terms that keep dev
     # MRR@10 within ``query_cut_tolerance`` of the whole query. Every posting list a query skips is work saved.
     query_cuts: tuple[int, ...] = (8, 16, 32, 64, 128, 256)
+    # Extra lemma -> gloss pairs from WordNet synsets outside every split (see unlabelled_wordnet_pairs):
+    # the teacher's scores are the labels, so distillation can use text no split holds.
+    unlabelled_pairs: int = 0
     query_cut_tolerance: float = 0.005
 
 
@@ -209,6 +212,9 @@ def train(settings: Settings, resources: Resources, seed: int = 0, hp: LSRTraini
     teacher = load_teacher(teacher_name, resources)
     vocabulary = Vocabulary.from_path(packaged_minilm_path())
     data = load_training_data(settings, resources)
+    if hp.unlabelled_pairs:
+        data = data.with_examples(*unlabelled_wordnet_pairs(settings, hp.unlabelled_pairs, seed))
+    log.info("lsr: %d training pairs", len(data.examples))
     tables = teacher_tables(data, teacher, vocabulary, resources)
     probes = dev_probes(settings, resources, teacher, vocabulary)
     embeddings = word_embeddings(packaged_minilm_path())

@@ -23,7 +23,7 @@ from mmr.methods.lsr.head import (
 )
 from mmr.methods.lsr.index import SparseIndex
 from mmr.methods.lsr.model import LSRConfig, LSRModel, prune_row
-from mmr.methods.lsr.report import report_markdown, sparse_report
+from mmr.methods.lsr.report import heaviest_term_is_own, report_markdown, sparse_report
 from mmr.methods.lsr.retriever import LSRRetriever, explain_match
 from mmr.methods.lsr.training import LSRTraining, TeacherTables, choose_query_cut, train_epoch
 from mmr.retrievers.base import Resources
@@ -363,8 +363,20 @@ def test_sparse_report_counts_terms_and_postings(vocabulary, tmp_path):
     assert report["document_nonzeros_mean"] == {"text": pytest.approx((3 + 3 + 2 + 2) / 4)}
     assert report["collection_nonzeros"] == 10 and report["dense_multiply_adds"] == 4 * 8
     assert report["top10_agreement_with_brute_force"] == 1.0
+    assert report["heaviest_term_is_own_token"] == 1.0  # own tokens only: nothing else can be heaviest
     table = report_markdown(report, 0.45, "marvel", 0.5)
     assert "| MRR@10: lsr / teacher marvel | 0.450 / 0.500 = 90% |" in table
+
+
+def test_lexical_grounding_counts_queries_whose_heaviest_term_is_their_own(vocabulary):
+    red, flower, cat = _ids(vocabulary, ["red"])[0], _ids(vocabulary, ["flower"])[0], _ids(vocabulary, ["cat"])[0]
+    vectors = [
+        sp.csr_matrix(([1.0, 2.0], ([0, 0], [red, flower])), shape=(1, vocabulary.size)),  # "flower": own
+        sp.csr_matrix(([2.0, 1.0], ([0, 0], [cat, flower])), shape=(1, vocabulary.size)),  # "cat": not own
+        sp.csr_matrix((1, vocabulary.size)),  # empty: not counted
+    ]
+    own = vocabulary.own_terms(["a red flower", "a red flower", "a red flower"])
+    assert heaviest_term_is_own(vectors, own) == 0.5
 
 
 def test_query_pruning_keeps_the_heaviest_terms_and_the_cut_is_the_smallest_that_costs_nothing():

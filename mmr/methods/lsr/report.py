@@ -5,6 +5,8 @@
   inverted index scores) against every non-zero of the collection (what scoring all documents against
   the sparse query touches without an index) and N x d multiply-adds for the dense teacher;
 - exactness: how much of the inverted index's top 10 is the scipy brute-force top 10;
+- lexical grounding: how often a query's heaviest term is one of its own tokens (what makes the
+  terms readable as words; an expanded vector may still put its weight elsewhere);
 - quality: MRR@10 of the sparse retriever as a share of its teacher's, from the evaluation runs.
 """
 
@@ -31,6 +33,7 @@ def sparse_report(retriever, corpus: Corpus, queries: Mapping[str, str], k: int 
         exact = {hit.doc_id for hit in index.search_exact(vector, k)}
         if exact:
             agreement.append(len(approximate & exact) / len(exact))
+    own_terms = retriever.model.vocabulary.own_terms(list(queries.values()))
     doc_nonzeros = np.diff(index.forward.indptr)
     modality = np.array([corpus[doc_id].modality for doc_id in index.ids])
     return {
@@ -46,7 +49,18 @@ def sparse_report(retriever, corpus: Corpus, queries: Mapping[str, str], k: int 
         "collection_nonzeros": int(index.forward.nnz),
         "dense_multiply_adds": len(index) * int(retriever.model.config.in_dim),  # the teacher's dimension
         "top10_agreement_with_brute_force": float(np.mean(agreement)) if agreement else 1.0,
+        "heaviest_term_is_own_token": heaviest_term_is_own(vectors, own_terms),
     }
+
+
+def heaviest_term_is_own(vectors, own_terms) -> float:
+    """Share of (non-empty) query vectors whose heaviest term is one of the query's own tokens."""
+    hits = [
+        int(vector.indices[np.argmax(vector.data)]) in set(terms.tolist())
+        for vector, terms in zip(vectors, own_terms)
+        if vector.nnz
+    ]
+    return float(np.mean(hits)) if hits else 0.0
 
 
 def report_markdown(report: dict, sparse_mrr: float | None, teacher: str, teacher_mrr: float | None) -> str:
@@ -63,6 +77,10 @@ def report_markdown(report: dict, sparse_mrr: float | None, teacher: str, teache
         (
             "inverted index top 10 = brute-force top 10 (mean share)",
             f"{report['top10_agreement_with_brute_force']:.3f}",
+        ),
+        (
+            "query's heaviest term is one of its own tokens (share of queries)",
+            f"{report['heaviest_term_is_own_token']:.2f}",
         ),
     ]
     if sparse_mrr is not None and teacher_mrr:

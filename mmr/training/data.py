@@ -9,6 +9,7 @@ item (see corpus/splits.py); a test query never reaches a loss.
 from __future__ import annotations
 
 import hashlib
+import random
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -19,6 +20,7 @@ from mmr.collections import load_collection
 from mmr.config import Settings
 from mmr.corpus.format import Corpus
 from mmr.corpus.splits import Benchmark, load_benchmark, normalise_description
+from mmr.corpus.wordnet import MIN_DEFINITION_WORDS, Synset, read_noun_synsets, synset_document
 from mmr.encoders.efficientnet import ImageFeatures
 from mmr.retrievers.base import Resources
 from mmr.types import Document
@@ -112,8 +114,6 @@ def unlabelled_wordnet_pairs(
 
     For distillation, where a teacher scores the pairs and the pairing itself is not a label.
     """
-    from mmr.corpus.wordnet import read_noun_synsets
-
     held_out_queries = [
         text
         for split in ("dev", "test")
@@ -125,17 +125,13 @@ def unlabelled_wordnet_pairs(
 
 
 def pick_unlabelled_synsets(
-    synsets: list, in_collection: set[str], held_out_queries: list[str], count: int, seed: int = 0
+    synsets: list[Synset], in_collection: set[str], held_out_queries: list[str], count: int, seed: int = 0
 ) -> tuple[list[Example], dict[str, Document]]:
     """A seeded sample of synsets no split holds, none named by a held-out query.
 
     Outside the collection, a synset is no item of any split. One that shares a lemma with a dev or
     test query is left out too: a held-out query text is never encoded for training.
     """
-    import random
-
-    from mmr.corpus.wordnet import MIN_DEFINITION_WORDS, synset_document
-
     def key(text: str) -> str:
         return " ".join(text.lower().split())
 

@@ -132,6 +132,7 @@ def pick_unlabelled_synsets(
     Outside the collection, a synset is no item of any split. One that shares a lemma with a dev or
     test query is left out too: a held-out query text is never encoded for training.
     """
+
     def key(text: str) -> str:
         return " ".join(text.lower().split())
 

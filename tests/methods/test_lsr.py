@@ -232,11 +232,12 @@ def _random_sparse(rng, rows, vocab, density, empty_rows=()):
     ("n", "vocab", "density", "k"),
     [(1, 13, 0.3, 1), (7, 97, 0.3, 3), (257, 997, 0.05, 10), (1031, 3001, 0.01, 50), (5, 50, 0.3, 20)],
 )
-def test_inverted_index_agrees_with_brute_force(n, vocab, density, k):
+@pytest.mark.parametrize("centroid_fraction", [0.1, 0.01])  # Seismic's default and ours: blocks of ~10 / ~100
+def test_inverted_index_agrees_with_brute_force(n, vocab, density, k, centroid_fraction):
     rng = np.random.default_rng(n + vocab)
     forward = _random_sparse(rng, n, vocab, density, empty_rows=[0] if n > 1 else [])
     params = IndexParams("lsr", "test", vocab, "c", "fp")
-    index = SparseIndex(forward, [f"d{i}" for i in range(n)], params)
+    index = SparseIndex(forward, [f"d{i}" for i in range(n)], params, centroid_fraction=centroid_fraction)
     queries = _random_sparse(rng, 20, vocab, 0.05 if vocab > 100 else 0.3)
     for query in queries:
         expected = index.search_exact(query, k)

@@ -39,12 +39,21 @@ class IndexParams:
     extra: dict = field(default_factory=dict)
 
     def mismatch(self, expected: IndexParams) -> list[str]:
+        """What differs from the index the current code would build; ``count`` and ``built_at`` describe
+        a build rather than ask for one. Each of ``expected.extra``'s keys (a retriever's own build
+        settings, e.g. Seismic's block size) must match too: a key the index lacks counts as different."""
         keys = ("retriever", "encoder", "dim", "corpus", "corpus_fingerprint")
-        return [
+        problems = [
             f"{key}: index has {getattr(self, key)!r}, expected {getattr(expected, key)!r}"
             for key in keys
             if getattr(self, key) != getattr(expected, key)
         ]
+        problems += [
+            f"{key}: index has {self.extra.get(key)!r}, expected {value!r}"
+            for key, value in expected.extra.items()
+            if self.extra.get(key) != value
+        ]
+        return problems
 
 
 def faiss_gpu_available() -> bool:

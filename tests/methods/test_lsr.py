@@ -261,6 +261,10 @@ def test_index_roundtrip_and_mismatch(tmp_path):
         SparseIndex.load(tmp_path / "idx", IndexParams("lsr", "lsr@new/teacher@1", 200, "c", "fp"), "retrain")
     with pytest.raises(IndexMismatchError, match="no LSR index"):
         SparseIndex.load(tmp_path / "missing", params, "retrain")
+    # A build setting in ``extra`` (here Seismic's block size) that the index was not built with is stale too.
+    other_blocks = IndexParams("lsr", "lsr@abc/teacher@1", 200, "c", "fp", extra={"centroid_fraction": 0.5})
+    with pytest.raises(IndexMismatchError, match="centroid_fraction: index has None, expected 0.5"):
+        SparseIndex.load(tmp_path / "idx", other_blocks, "retrain")
     (tmp_path / "idx" / "index.index.seismic").unlink()
     with pytest.raises(IndexMismatchError, match="index.seismic; retrain"):
         SparseIndex.load(tmp_path / "idx", params, "retrain")

@@ -21,7 +21,7 @@ from mmr.methods.lsr.head import (
     l1_penalty,
     regulariser_weight,
 )
-from mmr.methods.lsr.index import SparseIndex
+from mmr.methods.lsr.index import CENTROID_FRACTION, SUMMARY_ENERGY, SparseIndex
 from mmr.methods.lsr.model import LSRConfig, LSRModel, prune_row
 from mmr.methods.lsr.report import heaviest_term_is_own, report_markdown, sparse_report
 from mmr.methods.lsr.retriever import LSRRetriever, explain_match
@@ -232,12 +232,15 @@ def _random_sparse(rng, rows, vocab, density, empty_rows=()):
     ("n", "vocab", "density", "k"),
     [(1, 13, 0.3, 1), (7, 97, 0.3, 3), (257, 997, 0.05, 10), (1031, 3001, 0.01, 50), (5, 50, 0.3, 20)],
 )
-@pytest.mark.parametrize("centroid_fraction", [0.1, 0.01])  # Seismic's default and ours: blocks of ~10 / ~100
-def test_inverted_index_agrees_with_brute_force(n, vocab, density, k, centroid_fraction):
+@pytest.mark.parametrize(  # Seismic's defaults, and the ones the LSR index is built with
+    ("centroid_fraction", "summary_energy"), [(0.1, 0.4), (CENTROID_FRACTION, SUMMARY_ENERGY)]
+)
+def test_inverted_index_agrees_with_brute_force(n, vocab, density, k, centroid_fraction, summary_energy):
     rng = np.random.default_rng(n + vocab)
     forward = _random_sparse(rng, n, vocab, density, empty_rows=[0] if n > 1 else [])
     params = IndexParams("lsr", "test", vocab, "c", "fp")
-    index = SparseIndex(forward, [f"d{i}" for i in range(n)], params, centroid_fraction=centroid_fraction)
+    ids = [f"d{i}" for i in range(n)]
+    index = SparseIndex(forward, ids, params, centroid_fraction=centroid_fraction, summary_energy=summary_energy)
     queries = _random_sparse(rng, 20, vocab, 0.05 if vocab > 100 else 0.3)
     for query in queries:
         expected = index.search_exact(query, k)

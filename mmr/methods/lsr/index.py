@@ -32,12 +32,14 @@ log = logging.getLogger(__name__)
 SEISMIC_STEM, FORWARD_FILE, IDS_FILE, PARAMS_FILE = "index", "forward.npz", "ids.json", "params.json"
 SEISMIC_FILE = f"{SEISMIC_STEM}.index.seismic"
 # Summaries keep SUMMARY_ENERGY of each block's mass: Seismic's default. With the rescoring below, top 10
-# agreed with brute force on random and on our vectors, and building is ~3x faster than at 1.0.
+# agreed with brute force on random and on our vectors, and building is ~3x faster than at 1.0. Summaries
+# are most of the file: 0.1 cut the mixed index from 416 to 140 MB and was still exact on 300 dev queries,
+# but summaries that keep less mass under-estimate blocks, and the random-vector brute-force test fails.
 SUMMARY_ENERGY = 0.4
 # Each posting list is cut into centroid_fraction x its length blocks, each with a summary. Seismic's default,
-# 0.1 (blocks of ~10 postings), made the mixed collection's index 833 MB; 0.01 made it 416 MB, built in 45 s
-# instead of 62 s and answered in 6.2 instead of 7.6 ms, still agreeing with brute force on every top 10
-# (scripts/sparse_index_sweep.py, 300 mixed test queries). 0.001 (333 MB, 5.6 ms) would make every list
+# 0.1 (blocks of ~10 postings), made the mixed collection's index 833 MB; 0.01 made it 416 MB, built faster
+# and answered in 6.3 instead of 8.3 ms, still agreeing with brute force on every top 10
+# (scripts/sparse_index_sweep.py, 300 mixed dev queries). 0.001 (333 MB, 6.3 ms) would make every list
 # shorter than ~1,000 postings a single block, and block skipping is what a larger collection needs.
 CENTROID_FRACTION = 0.01
 HEAP_FACTOR = 1.0  # a block is skipped when its summary score falls below HEAP_FACTOR x the k-th best score
@@ -81,6 +83,7 @@ class SparseIndex:
         params: IndexParams,
         engine=None,
         centroid_fraction: float = CENTROID_FRACTION,
+        summary_energy: float = SUMMARY_ENERGY,
     ):
         if forward.shape[0] != len(ids):
             raise ValueError(f"{forward.shape[0]} vectors for {len(ids)} ids")
@@ -89,12 +92,14 @@ class SparseIndex:
         self.ids = list(ids)
         self._rows = {doc: row for row, doc in enumerate(self.ids)}
         self.params = IndexParams(**{**asdict(params), "count": len(ids)})
-        self.engine = engine if engine is not None else self._build_engine(self.forward, centroid_fraction)
+        self.engine = (
+            engine if engine is not None else self._build_engine(self.forward, centroid_fraction, summary_energy)
+        )
         self._string = _seismic().get_seismic_string()
         self.document_frequency = np.bincount(self.forward.indices, minlength=self.forward.shape[1])
 
     @staticmethod
-    def _build_engine(forward: sp.csr_matrix, centroid_fraction: float):
+    def _build_engine(forward: sp.csr_matrix, centroid_fraction: float, summary_energy: float):
         seismic = _seismic()
         if forward.nnz == 0:
             return None  # Seismic refuses an empty collection; every query then has no answer
@@ -111,7 +116,7 @@ class SparseIndex:
                 dataset,
                 n_postings=max(forward.shape[0], 1),
                 max_fraction=1.0,
-                summary_energy=SUMMARY_ENERGY,
+                summary_energy=summary_energy,
                 centroid_fraction=centroid_fraction,
                 num_threads=0,
             )

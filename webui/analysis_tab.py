@@ -23,6 +23,8 @@ ANALYSIS_CSS = """
 #analysis-table table { border-collapse: collapse; }
 #analysis-table th, #analysis-table td { padding: 4px 10px; border-bottom: 1px solid var(--border-color-primary); }
 #analysis-table td.num { text-align: right; font-variant-numeric: tabular-nums; }
+/* Gradio's prose tables break anywhere, so narrow columns split "qid" or "BM25" mid-word: wrap at spaces only. */
+#analysis-disagreements table, #analysis-all-fail table { word-break: normal; overflow-wrap: normal; }
 """
 
 

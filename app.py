@@ -16,6 +16,19 @@ CSS = """
 """
 
 
+def theme():
+    """Gradio's default theme, but with the bold face of its bundled Source Sans Pro instead of the semibold one.
+
+    The semibold file that Gradio ships holds only some 55 glyphs (A and B, not C, D, q, i). So every semibold
+    heading mixed two fonts: "BM25" showed a small B, "Agreement" a small A. The regular and bold files are
+    complete, and the browser renders weight 600 with the bold one.
+    """
+    import gradio as gr
+
+    font = gr.themes.LocalFont("Source Sans Pro", weights=(400, 700))
+    return gr.themes.Default(font=(font, "ui-sans-serif", "system-ui", "sans-serif"))
+
+
 def build_demo(resources):
     """The whole app as a ``gr.Blocks``, wired to already loaded ``resources`` (webui.context)."""
     import gradio as gr
@@ -78,6 +91,7 @@ def main() -> None:
         max_file_size="10mb",
         allowed_paths=[str(settings.index_store), str(settings.uploads_dir)],
         css=CSS + JUDGE_CSS + ANALYSIS_CSS,
+        theme=theme(),
     )
 
 

@@ -171,6 +171,11 @@ def test_blind_session_of_three_queries_then_analysis(running_app, browser, arti
         " return [c.innerText, new Set([...r.getClientRects()].map(b => Math.round(b.top))).size]; })"
     )
     assert lines and all(count <= len(text.split()) for text, count in lines), lines
+    # Gradio's semibold Source Sans Pro holds ~55 glyphs, so headings mixed two fonts; app.theme() avoids it.
+    faces = page.evaluate(
+        "() => [...document.fonts].filter(f => f.family.includes('Source Sans Pro')).map(f => f.weight)"
+    )
+    assert faces and "600" not in faces, faces
     page.screenshot(path=str(artifacts_dir / "judging_analysis_tab.png"), full_page=True)
 
     exported = _exported_numbers(page, running_app.url, chosen)

@@ -373,7 +373,7 @@ def test_sparse_report_counts_terms_and_postings(vocabulary, tmp_path):
     assert report["top10_agreement_with_brute_force"] == 1.0
     assert report["heaviest_term_is_own_token"] == 1.0  # own tokens only: nothing else can be heaviest
     table = report_markdown(report, 0.45, "marvel", 0.5)
-    assert "| MRR@10: lsr / teacher marvel | 0.450 / 0.500 = 90% |" in table
+    assert "| MRR@10: lsr / teacher marvel | 0.450 / 0.500 = 90.0% |" in table
 
 
 def test_lexical_grounding_counts_queries_whose_heaviest_term_is_their_own(vocabulary):

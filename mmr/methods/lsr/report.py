@@ -87,7 +87,7 @@ def report_markdown(report: dict, sparse_mrr: float | None, teacher: str, teache
         rows.append(
             (
                 f"MRR@10: lsr / teacher {teacher}",
-                f"{sparse_mrr:.3f} / {teacher_mrr:.3f} = {sparse_mrr / teacher_mrr:.0%}",
+                f"{sparse_mrr:.3f} / {teacher_mrr:.3f} = {sparse_mrr / teacher_mrr:.1%}",
             )
         )
     lines = ["| sparse retriever (lsr) | value |", "|---|---|"] + [f"| {name} | {value} |" for name, value in rows]

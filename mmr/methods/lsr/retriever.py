@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from mmr.corpus.format import Corpus
 from mmr.index import IndexMismatchError, IndexParams
-from mmr.methods.lsr.index import CENTROID_FRACTION, HEAP_FACTOR, SUMMARY_ENERGY, SparseIndex
+from mmr.methods.lsr.index import CENTROID_FRACTION, SUMMARY_ENERGY, SparseIndex
 from mmr.methods.lsr.model import CONFIG_FILE, LSRModel, prune_row, top_terms
 from mmr.methods.lsr.teacher import teacher_tag
 from mmr.retrievers.base import Resources, Retriever
@@ -60,11 +60,12 @@ class LSRRetriever(Retriever):
             int(config["vocab_size"]),
             corpus.name,
             corpus.fingerprint,
+            # What the index was built with: a difference makes it stale (IndexParams.mismatch). Search-time
+            # settings (HEAP_FACTOR, the query cut) are left out, since changing one needs no rebuild.
             extra={
                 "teacher": config["teacher"],
                 "summary_energy": SUMMARY_ENERGY,
                 "centroid_fraction": CENTROID_FRACTION,
-                "heap_factor": HEAP_FACTOR,
             },
         )
 

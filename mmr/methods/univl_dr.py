@@ -43,7 +43,7 @@ from mmr.methods.univl_training import (
 )
 from mmr.retrievers.base import Resources
 from mmr.retrievers.trained import IMAGE_ENCODER, TrainedDenseRetriever
-from mmr.training.common import Manifest, seed_everything
+from mmr.training.common import BestCheckpoint, Manifest, seed_everything
 from mmr.training.data import load_training_data
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,10 @@ DEV_SETS = (("stamps", "images"), ("mixed", "mixed"))
 # MRR@10 of both settings is .286 (stamps .203, mixed .369) against .279 (stamps .176, mixed .382).
 STAGE2 = StageSettings(epochs=3, lr_head=1e-4)
 STAGE2_HEAD_ONLY = True
+# Negatives are drawn from the stage-1 model's ranks 0-100, as the paper draws them from its top 100. Windows
+# that leave the top out (against unlabelled near-duplicates) did no better on the dev mean (README, Results;
+# scripts/univl_stage2_variants.py reruns them).
+MINING_RANKS = (0, 100)
 
 
 class UniVLDRRetriever(TrainedDenseRetriever):
@@ -180,41 +184,51 @@ def _reusable_stage1(folder: Path, fingerprint: str, seed: int) -> Manifest | No
     return manifest if same and manifest.seed == seed else None
 
 
-def train(settings: Settings, resources: Resources, seed: int = 0) -> Manifest:
-    """Stage 1 (or the matching ``dense-inbatch`` model), then modality-balanced hard negatives."""
-    run = _Run(settings, resources, MODEL, seed)
-    inbatch = settings.models_dir / INBATCH_NAME
+def reuse_stage1(run: _Run, seed: int) -> Manifest | None:
+    """Load the matching trained ``dense-inbatch`` model into ``run`` (its manifest), or None if there is none."""
+    inbatch = run.settings.models_dir / INBATCH_NAME
     previous = _reusable_stage1(inbatch, run.fingerprint, seed)
     if previous is not None:
         log.info("reusing the stage-1 model in %s", inbatch)
         run.model, run.tokenizer = load_model(inbatch)
         run.cache.model = run.model
+    return previous
+
+
+def hard_negative_stage(
+    run: _Run,
+    history: list,
+    seed: int,
+    stage: StageSettings = STAGE2,
+    ranks: tuple[int, int] = MINING_RANKS,
+    head_only: bool = STAGE2_HEAD_ONLY,
+) -> BestCheckpoint:
+    """Stage 2 from the stage-1 model in ``run``: mine with it, then train; leaves the best dev epoch."""
+    rng = seed_everything(seed + 1)  # its own seed, so reusing stage 1 gives the same stage 2
+    run.model.train()
+    negatives = mine(run.model, trainable_texts(run.model, run.cache), run.train_set, rng, ranks)
+    log.info("mined hard negatives: %d image, %d text", (negatives[0] >= 0).sum(), (negatives[1] >= 0).sum())
+    args = run.model, run.cache, run.train_set, run.dev, stage, rng, "stage2-hardneg", history, negatives
+    return run_stage(*args, head_only=head_only)
+
+
+def train(settings: Settings, resources: Resources, seed: int = 0) -> Manifest:
+    """Stage 1 (or the matching ``dense-inbatch`` model), then modality-balanced hard negatives."""
+    run = _Run(settings, resources, MODEL, seed)
+    previous = reuse_stage1(run, seed)
+    if previous is not None:
         history = list(previous.history)
     else:
         history = []
         _stage1(run, history)
-    rng = seed_everything(seed + 1)  # its own seed, so reusing stage 1 gives the same stage 2
-    run.model.train()
-    negatives = mine(run.model, trainable_texts(run.model, run.cache), run.train_set, rng)
-    log.info("mined hard negatives: %d image, %d text", (negatives[0] >= 0).sum(), (negatives[1] >= 0).sum())
-    best = run_stage(
-        run.model,
-        run.cache,
-        run.train_set,
-        run.dev,
-        STAGE2,
-        rng,
-        "stage2-hardneg",
-        history,
-        negatives,
-        head_only=STAGE2_HEAD_ONLY,
-    )
+    best = hard_negative_stage(run, history, seed)
     folder = settings.models_dir / NAME
     save_model(run.model, folder)
     config = {
         **_stage1_config(MODEL),
         "stage2": asdict(STAGE2),
         "stage2_head_only": STAGE2_HEAD_ONLY,
+        "stage2_mining_ranks": list(MINING_RANKS),
         "reused_stage1": previous is not None,
     }
     manifest = run.manifest(NAME, seed, history, config, best.tag)

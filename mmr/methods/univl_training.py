@@ -219,13 +219,15 @@ def dev_mrr(model: UniVLModel, text_fn: TextFn, dev: DevData) -> float:
     return mrr_at_10(docs, dev.doc_ids, queries, dev.qids, dev.qrels)
 
 
-def mine(model: UniVLModel, text_fn: TextFn, ts: TrainSet, rng: np.random.Generator):
-    """One image and one text hard negative per example from the model's own top 100 (UniVL-DR stage 2)."""
+def mine(model: UniVLModel, text_fn: TextFn, ts: TrainSet, rng: np.random.Generator, ranks: tuple[int, int] = (0, 100)):
+    """One image and one text hard negative per example from the model's own ranks ``ranks[0]`` to
+    ``ranks[1]`` (UniVL-DR stage 2 draws from the top 100)."""
     model.eval()
     queries = encode_in_chunks(lambda idx: text_fn([ts.queries[i] for i in idx]), len(ts.queries))
     docs = encode_in_chunks(lambda idx: embed_rows(model, text_fn, ts, idx), len(ts.doc_ids))
     model.train()
-    return mine_hard_negatives(queries, docs, ts.doc_is_image, ts.positive_rows, ts.relevant, rng)
+    skip, depth = ranks
+    return mine_hard_negatives(queries, docs, ts.doc_is_image, ts.positive_rows, ts.relevant, rng, depth, skip)
 
 
 # ----------------------------------------------------------------------------- loop

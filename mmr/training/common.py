@@ -73,15 +73,17 @@ def mine_hard_negatives(
     forbidden: Sequence[set[int]],
     rng: np.random.Generator,
     depth: int = 100,
+    skip: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One image and one text hard negative per query from the model's own top ``depth``.
+    """One image and one text hard negative per query from the model's own ranks ``skip`` to ``depth``.
 
     Modality-balanced as UniVL-DR and MARVEL do it: drawing negatives from the top list regardless of
     modality would give mostly one modality and teach a modality preference instead of relevance.
-    Returns row indices (-1 where the top list held no candidate of that modality).
+    ``skip`` > 0 leaves the very top out, where unlabelled near-duplicates of the positive (false
+    negatives) sit. Returns row indices (-1 where the window held no candidate of that modality).
     """
     scores = query_vectors @ doc_vectors.T
-    top = np.argsort(-scores, axis=1)[:, :depth]
+    top = np.argsort(-scores, axis=1)[:, skip:depth]
     image_negatives = np.full(len(query_vectors), -1)
     text_negatives = np.full(len(query_vectors), -1)
     for i, row in enumerate(top):

@@ -25,7 +25,7 @@ from mmr.methods.univl_training import (
     train_epoch,
     trainable_texts,
 )
-from mmr.training.common import cosine_with_warmup
+from mmr.training.common import cosine_with_warmup, mine_hard_negatives
 from mmr.training.data import Example, TrainingData
 from mmr.types import Document
 from tests.tiny_bert import save_tiny_bert
@@ -216,6 +216,21 @@ def test_hard_negatives_are_one_image_and_one_text_never_relevant(tiny_bert):
     for i in range(len(ts.queries)):
         assert ts.doc_is_image[image_negatives[i]] and not ts.doc_is_image[text_negatives[i]]
         assert image_negatives[i] not in ts.relevant[i] and text_negatives[i] not in ts.relevant[i]
+
+
+def test_mining_window_draws_only_from_the_ranks_it_names():
+    # One query; documents scored 9, 8, ..., 0 in row order, alternating image / text.
+    query = np.ones((1, 1), np.float32)
+    docs = np.arange(9, -1, -1, dtype=np.float32)[:, None]
+    is_image = np.arange(10) % 2 == 0
+    for skip, depth in ((0, 4), (4, 8), (6, 10)):
+        drawn = set()
+        for seed in range(20):
+            images, texts = mine_hard_negatives(
+                query, docs, is_image, [9], [set()], np.random.default_rng(seed), depth, skip
+            )
+            drawn |= {int(images[0]), int(texts[0])}
+        assert drawn == set(range(skip, depth)) - {9}  # every rank in the window, none outside it
 
 
 # ----------------------------------------------------------------------------- training

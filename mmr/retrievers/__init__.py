@@ -16,6 +16,9 @@ class RetrieverSpec:
     trained: bool
     description: str
     trainer: str | None = None  # "module:function(settings, resources, seed) -> Manifest"
+    # "module:Dataclass" of the trainer's settings, when it takes them as ``hp=`` (with ``save=``, so that
+    # an exploratory run can leave the served model alone): `mmr train NAME --set KEY=VALUE [--dev-only]`
+    hyperparameters: str | None = None
 
     def retriever_class(self) -> type[Retriever]:
         module_name, class_name = self.loader.split(":")
@@ -44,6 +47,7 @@ RETRIEVERS: dict[str, RetrieverSpec] = {
         trained=True,
         description="a frozen dense retriever's vectors mapped to MiniLM vocabulary weights; Seismic inverted index",
         trainer="mmr.methods.lsr:train",
+        hyperparameters="mmr.methods.lsr.training:LSRTraining",
     ),
     "dense-inbatch": RetrieverSpec(
         "mmr.methods.univl_dr:DenseInBatchRetriever",
@@ -96,9 +100,17 @@ RETRIEVERS: dict[str, RetrieverSpec] = {
 }
 
 
+def _attribute(reference: str):
+    module_name, attribute = reference.split(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
 def train_function(spec: RetrieverSpec):
-    module_name, function_name = spec.trainer.split(":")
-    return getattr(importlib.import_module(module_name), function_name)
+    return _attribute(spec.trainer)
+
+
+def hyperparameter_class(spec: RetrieverSpec) -> type | None:
+    return _attribute(spec.hyperparameters) if spec.hyperparameters else None
 
 
 class UnknownRetrieverError(KeyError):
@@ -117,6 +129,7 @@ __all__ = [
     "Retriever",
     "RetrieverSpec",
     "UnknownRetrieverError",
+    "hyperparameter_class",
     "retriever_spec",
     "train_function",
 ]

@@ -107,6 +107,8 @@ def test_l1_warmup_is_quadratic_and_expansion_control_anneals_over_95_percent():
     assert expansion_off_probability(0, 1000) == 1.0
     assert expansion_off_probability(475, 1000) == pytest.approx(0.5)
     assert expansion_off_probability(950, 1000) == expansion_off_probability(999, 1000) == 0.0
+    assert expansion_off_probability(950, 1000, floor=0.5) == 0.5  # the (non-paper) floor holds to the end
+    assert expansion_off_probability(0, 1000, floor=0.5) == 1.0
 
 
 def test_flops_penalises_long_posting_lists_where_l1_sees_no_difference():

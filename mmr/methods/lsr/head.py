@@ -91,10 +91,11 @@ class SparseHead(nn.Module):
         return weights
 
 
-def expansion_off_probability(step: int, total_steps: int, anneal_fraction: float = 0.95) -> float:
-    """P(texts restricted to their own tokens) at ``step``: linear from 1 to 0 over ``anneal_fraction``."""
+def expansion_off_probability(step: int, total_steps: int, anneal_fraction: float = 0.95, floor: float = 0.0) -> float:
+    """P(texts restricted to their own tokens) at ``step``: linear from 1 to 0 over ``anneal_fraction``
+    (the paper's schedule), never below ``floor``."""
     end = max(1.0, anneal_fraction * total_steps)
-    return max(0.0, 1.0 - step / end)
+    return max(floor, 1.0 - step / end)
 
 
 def regulariser_weight(step: int, warmup_steps: int, final_weight: float) -> float:

@@ -69,6 +69,9 @@ class LSRTraining:
     penalty_document: float = 0.01
     penalty_warmup: float = 0.5  # fraction of all steps over which the penalty's weight rises quadratically
     anneal_fraction: float = 0.95  # p(no text expansion) reaches 0 after this fraction of steps
+    # ... or never falls below this floor (not the paper's schedule). A floor of 0.5, meant to keep texts
+    # anchored to their own words, lowered stamps dev (README, Results); 0 is the paper.
+    expansion_floor: float = 0.0
     # Query pruning at search time (as Seismic's query_cut): the fewest heaviest query terms that keep dev
     # MRR@10 within ``query_cut_tolerance`` of the whole query. Every posting list a query skips is work saved.
     query_cuts: tuple[int, ...] = (8, 16, 32, 64, 128, 256)
@@ -142,7 +145,7 @@ def train_epoch(
     batches = list(minibatches(len(tables.query_row), hp.batch_size, rng))
     for batch in tqdm(batches, desc=label, unit="batch", leave=False):
         q_rows, d_rows = tables.query_row[batch], tables.document_row[batch]
-        restrict = rng.random() < expansion_off_probability(step, total_steps, hp.anneal_fraction)
+        restrict = rng.random() < expansion_off_probability(step, total_steps, hp.anneal_fraction, hp.expansion_floor)
         q_mask = vocabulary.mask([tables.query_terms[r] for r in q_rows]) if restrict else None
         d_mask = document_mask([tables.document_terms[r] for r in d_rows], vocabulary) if restrict else None
         q_dense, d_dense = tables.queries[q_rows], tables.documents[d_rows]
@@ -210,7 +213,11 @@ def fit(
     return best, history
 
 
-def train(settings: Settings, resources: Resources, seed: int = 0, hp: LSRTraining | None = None) -> Manifest:
+def train(
+    settings: Settings, resources: Resources, seed: int = 0, hp: LSRTraining | None = None, save: bool = True
+) -> Manifest:
+    """Train, choose on dev, and (``save``) write the model and its manifest; ``save=False`` only reports,
+    for exploratory runs that must not replace the served model."""
     from mmr.encoders.hf_text import packaged_minilm_path
 
     hp = hp or LSRTraining()
@@ -246,8 +253,9 @@ def train(settings: Settings, resources: Resources, seed: int = 0, hp: LSRTraini
         query_terms=query_terms,
     )
     folder = settings.models_dir / NAME
-    (folder / MANIFEST).unlink(missing_ok=True)  # a half-written model must not pass for the old one
-    LSRModel(config, head, vocabulary, teacher).save(folder)
+    if save:
+        (folder / MANIFEST).unlink(missing_ok=True)  # a half-written model must not pass for the old one
+        LSRModel(config, head, vocabulary, teacher).save(folder)
     history.append(
         {
             "stage": "chosen",
@@ -270,5 +278,6 @@ def train(settings: Settings, resources: Resources, seed: int = 0, hp: LSRTraini
         config={**asdict(hp), **asdict(config)},
         history=history,
     )
-    manifest.save(folder)  # last: its hash keys the indexes
+    if save:
+        manifest.save(folder)  # last: its hash keys the indexes
     return manifest

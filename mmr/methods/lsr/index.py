@@ -33,13 +33,13 @@ SEISMIC_STEM, FORWARD_FILE, IDS_FILE, PARAMS_FILE = "index", "forward.npz", "ids
 SEISMIC_FILE = f"{SEISMIC_STEM}.index.seismic"
 # Summaries keep SUMMARY_ENERGY of each block's mass: Seismic's default. With the rescoring below, top 10
 # agreed with brute force on random and on our vectors, and building is ~3x faster than at 1.0. Summaries
-# are most of the file: 0.1 cut the mixed index from 352 to 120 MB and was still exact on 300 dev queries,
+# are most of the file: 0.1 cut the mixed index from 330 to 113 MB and was still exact on 300 dev queries,
 # but summaries that keep less mass under-estimate blocks, and the random-vector brute-force test fails.
 SUMMARY_ENERGY = 0.4
 # Each posting list is cut into centroid_fraction x its length blocks, each with a summary. Seismic's default,
-# 0.1 (blocks of ~10 postings), made the mixed collection's index 702 MB; 0.01 made it 352 MB, built faster
-# and answered in 10.8 instead of 16.9 ms, still agreeing with brute force on every top 10
-# (scripts/sparse_index_sweep.py, 300 mixed dev queries). 0.001 (272 MB, 8.3 ms) would make every list
+# 0.1 (blocks of ~10 postings), made the mixed collection's index 660 MB; 0.01 made it 330 MB, built faster
+# and answered in 14.3 instead of 21.7 ms, still agreeing with brute force on every top 10
+# (scripts/sparse_index_sweep.py, 300 mixed dev queries). 0.001 (247 MB, 9.1 ms) would make every list
 # shorter than ~1,000 postings a single block, and block skipping is what a larger collection needs.
 CENTROID_FRACTION = 0.01
 HEAP_FACTOR = 1.0  # a block is skipped when its summary score falls below HEAP_FACTOR x the k-th best score

@@ -46,8 +46,9 @@ NAME = "lsr"
 class LSRTraining:
     # 12 epochs over the 18k pairs (unlabelled_pairs below) take ~850 steps; the penalty reaches full weight at
     # epoch 6, and the lists keep shortening after. At weight 0.01, 12 epochs beat 10 on the mean dev MRR@10
-    # of both settings (.272 vs .260: stamps .209 / .190, mixed .335 / .331); they cost ~110 s more: the whole
-    # `mmr train lsr`, index build included, took 823 s of its 900 on the idle machine (README, Training).
+    # of both settings (.272 vs .260: stamps .209 / .190, mixed .335 / .331); they cost ~110 s more. The whole
+    # `mmr train lsr`, index build included, took 823 s of its 900 at weight 0.01 and 773 s at 0.003, on the
+    # idle machine (README, Training).
     epochs: int = 12
     batch_size: int = 256
     learning_rate: float = 5e-4
@@ -63,10 +64,13 @@ class LSRTraining:
     # The weight was chosen on the mean dev MRR@10 of both settings: 0.03 over 0.1 on the labelled pairs alone
     # (.241 vs .231, stamps .193 / .190, mixed .289 / .272); with the WordNet pairs, 0.01 over 0.03 (.260 vs
     # .250, stamps .190 / .192, mixed .331 / .309), at about 1.5x the postings per stamps dev query at full
-    # weight (~100k vs ~68k before query pruning).
+    # weight (~100k vs ~68k before query pruning); at 12 epochs, 0.003 over 0.01 (`mmr train lsr --dev-only
+    # --set penalty_query=0.003 --set penalty_document=0.003`: .279 vs .272, stamps .220 / .209, mixed .338 /
+    # .335), at ~1.5x the postings again (~158k vs ~104k per stamps dev query before pruning). Lower weights
+    # were not tried.
     penalty: str = "flops"  # a key of SPARSITY_PENALTIES
-    penalty_query: float = 0.01
-    penalty_document: float = 0.01
+    penalty_query: float = 0.003
+    penalty_document: float = 0.003
     penalty_warmup: float = 0.5  # fraction of all steps over which the penalty's weight rises quadratically
     anneal_fraction: float = 0.95  # p(no text expansion) reaches 0 after this fraction of steps
     # ... or never falls below this floor (not the paper's schedule). A floor of 0.5, meant to keep texts

@@ -57,24 +57,26 @@ class LSRTraining:
     # weaker (the zero-shot one ranks the positive first in only ~25% of 256-item batches), so its ranking of
     # the rest carries information: 0.01 keeps ~0.8 nats of it. Dev MRR@10: 0.01 beat 0.05 (0.180 vs 0.173).
     teacher_temperature: float = 0.01
-    # FLOPS, not the paper's L1: the target is an index that is cheap to traverse. In exploratory dev runs (not
-    # kept in the repo) L1 at ~200 terms per vector left ~70k postings per stamps query, FLOPS ~20k: L1 does
-    # not care which terms a vector keeps, so common terms stay common and their lists long.
-    # L1 stays available ("l1"; the paper's weights here were 1e-2 for queries and 3e-3 for documents).
+    # FLOPS, not the paper's L1: the target is an index that is cheap to traverse. L1 does not care which terms
+    # a vector keeps, so common terms stay common and their lists long: with the paper's weights (`--dev-only
+    # --set penalty=l1 --set penalty_query=0.01 --set penalty_document=0.003`) image documents kept 180 terms
+    # and a stamps dev query still met ~73k postings before pruning, where FLOPS 0.03 left 507 terms and ~65k
+    # postings; its dev mean was .250 (README, Results). L1 stays selectable ("l1").
     # The weight was chosen on the mean dev MRR@10 of both settings: 0.03 over 0.1 on the labelled pairs alone
     # (.241 vs .231, stamps .193 / .190, mixed .289 / .272); with the WordNet pairs, 0.01 over 0.03 (.260 vs
     # .250, stamps .190 / .192, mixed .331 / .309), at about 1.5x the postings per stamps dev query at full
     # weight (~100k vs ~68k before query pruning); at 12 epochs, 0.003 over 0.01 (`mmr train lsr --dev-only
     # --set penalty_query=0.003 --set penalty_document=0.003`: .279 vs .272, stamps .220 / .209, mixed .338 /
-    # .335), at ~1.5x the postings again (~158k vs ~104k per stamps dev query before pruning). Lower weights
-    # were not tried.
+    # .335), at ~1.5x the postings again (~158k vs ~104k per stamps dev query before pruning). 0.001 did not
+    # beat 0.003 (.279 either way: stamps .202, mixed .356), kept every query term and had ~249k postings.
     penalty: str = "flops"  # a key of SPARSITY_PENALTIES
     penalty_query: float = 0.003
     penalty_document: float = 0.003
     penalty_warmup: float = 0.5  # fraction of all steps over which the penalty's weight rises quadratically
     anneal_fraction: float = 0.95  # p(no text expansion) reaches 0 after this fraction of steps
     # ... or never falls below this floor (not the paper's schedule). A floor of 0.5, meant to keep texts
-    # anchored to their own words, lowered stamps dev (README, Results); 0 is the paper.
+    # anchored to their own words, did not: own-token retrieval stayed at ~.01 dev MRR@10 and the dev mean
+    # fell from .279 to .274 (`--dev-only --set expansion_floor=0.5`). 0 is the paper.
     expansion_floor: float = 0.0
     # Query pruning at search time (as Seismic's query_cut): the fewest heaviest query terms that keep dev
     # MRR@10 within ``query_cut_tolerance`` of the whole query. Every posting list a query skips is work saved.

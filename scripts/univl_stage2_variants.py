@@ -14,7 +14,7 @@ import argparse
 from dataclasses import replace
 
 from mmr.config import Settings
-from mmr.methods.univl_dr import MINING_RANKS, MODEL, STAGE2, _Run, hard_negative_stage, reuse_stage1
+from mmr.methods.univl_dr import MINING_RANKS, MODEL, STAGE2, TrainingRun, hard_negative_stage, reuse_stage1
 from mmr.retrievers.base import Resources
 
 # name -> (stage settings, mining ranks)
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="the seed dense-inbatch was trained with")
     args = parser.parse_args()
     settings = Settings()
-    run = _Run(settings, Resources(settings), MODEL, args.seed)
+    run = TrainingRun(settings, Resources(settings), MODEL, args.seed)
     print("| stage 2 variant | best epoch | dev stamps | dev mixed | dev mean |")
     print("|---|---|---|---|---|")
     for name, (stage, ranks) in VARIANTS.items():

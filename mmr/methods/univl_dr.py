@@ -100,7 +100,7 @@ def training_threads(cores: int = 2) -> int:
     return threads
 
 
-class _Run:
+class TrainingRun:
     """Everything both trainers load: data, dev set, a fresh model, and the frozen-layer cache."""
 
     def __init__(self, settings: Settings, resources: Resources, config: UniVLConfig, seed: int):
@@ -148,7 +148,7 @@ def _stage1_config(config: UniVLConfig) -> dict:
     return {"model": asdict(config), "stage1_head": asdict(STAGE1_HEAD), "stage1": asdict(STAGE1)}
 
 
-def _stage1(run: _Run, history: list) -> str:
+def _stage1(run: TrainingRun, history: list) -> str:
     """Both phases of stage 1; the model ends at the best dev epoch of either, whose name is returned."""
     args = run.model, run.cache, run.train_set, run.dev
     best = run_stage(*args, STAGE1_HEAD, run.rng, "stage1-head", history, head_only=True, score_start=True)
@@ -165,7 +165,7 @@ def train_inbatch(settings: Settings, resources: Resources, seed: int = 0) -> Ma
     stage 1 first trains the head alone against the frozen text tower (cheap: text embeddings computed
     once), then fine-tunes both. Both phases use in-batch negatives only.
     """
-    run = _Run(settings, resources, MODEL, seed)
+    run = TrainingRun(settings, resources, MODEL, seed)
     history: list = []
     kept = _stage1(run, history)
     folder = settings.models_dir / INBATCH_NAME
@@ -184,7 +184,7 @@ def _reusable_stage1(folder: Path, fingerprint: str, seed: int) -> Manifest | No
     return manifest if same and manifest.seed == seed else None
 
 
-def reuse_stage1(run: _Run, seed: int) -> Manifest | None:
+def reuse_stage1(run: TrainingRun, seed: int) -> Manifest | None:
     """Load the matching trained ``dense-inbatch`` model into ``run`` (its manifest), or None if there is none."""
     inbatch = run.settings.models_dir / INBATCH_NAME
     previous = _reusable_stage1(inbatch, run.fingerprint, seed)
@@ -196,7 +196,7 @@ def reuse_stage1(run: _Run, seed: int) -> Manifest | None:
 
 
 def hard_negative_stage(
-    run: _Run,
+    run: TrainingRun,
     history: list,
     seed: int,
     stage: StageSettings = STAGE2,
@@ -214,7 +214,7 @@ def hard_negative_stage(
 
 def train(settings: Settings, resources: Resources, seed: int = 0) -> Manifest:
     """Stage 1 (or the matching ``dense-inbatch`` model), then modality-balanced hard negatives."""
-    run = _Run(settings, resources, MODEL, seed)
+    run = TrainingRun(settings, resources, MODEL, seed)
     previous = reuse_stage1(run, seed)
     if previous is not None:
         history = list(previous.history)

@@ -47,4 +47,7 @@ def apply_overrides(settings, assignments: Sequence[str]):
             changes[key] = _parse(value.strip(), types[key])
         except ValueError as err:
             raise OverrideError(f"{key}={value!r}: expected {types[key]} ({err})") from err
-    return dataclasses.replace(settings, **changes)
+    try:
+        return dataclasses.replace(settings, **changes)
+    except ValueError as err:  # the settings' own checks (__post_init__)
+        raise OverrideError(str(err)) from err

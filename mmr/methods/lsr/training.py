@@ -90,6 +90,15 @@ class LSRTraining:
     # What it cost: denser documents, and terms less often the text's own words (see the README).
     unlabelled_pairs: int = 12_000
 
+    def __post_init__(self) -> None:
+        # Checked here, so that a mistyped `mmr train lsr --set` fails at once, not after the teacher's encoding.
+        if self.penalty not in SPARSITY_PENALTIES:
+            raise ValueError(f"penalty {self.penalty!r} is not one of {sorted(SPARSITY_PENALTIES)}")
+        if not 0.0 <= self.expansion_floor <= 1.0:
+            raise ValueError(f"expansion_floor {self.expansion_floor} is not a probability")
+        if min(self.epochs, self.batch_size) < 1 or min(self.penalty_query, self.penalty_document) < 0:
+            raise ValueError("epochs and batch_size must be at least 1, penalty weights not negative")
+
 
 @dataclass
 class TeacherTables:

@@ -54,7 +54,10 @@ def train(
     seed: Annotated[int, typer.Option(help="seeds python, numpy and torch")] = 0,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="KEY=VALUE: override one training setting (repeatable; lsr only)"),
+        typer.Option(
+            "--set",
+            help="KEY=VALUE: override one training setting (repeatable; for trainers that declare their settings)",
+        ),
     ] = None,
     dev_only: Annotated[
         bool, typer.Option(help="train and print the dev scores, but keep the served model and indexes")

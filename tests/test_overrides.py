@@ -56,6 +56,7 @@ def test_the_sparse_retrievers_settings_can_all_be_overridden_from_text():
         (["train", "lsr", "--set", "epoch=1"], "is not a setting of LSRTraining"),
         (["train", "lsr", "--set", "penalty=l2"], "penalty 'l2' is not one of ['flops', 'l1']"),
         (["train", "lsr", "--set", "expansion_floor=2"], "is not a probability"),
+        (["train", "dense-inbatch", "--set", "augmented_views=-1"], "augmented_views must be 0 or more"),
     ],
 )
 def test_the_train_command_refuses_before_any_work(args, message):

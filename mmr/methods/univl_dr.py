@@ -45,6 +45,7 @@ from mmr.retrievers.base import Resources
 from mmr.retrievers.trained import IMAGE_ENCODER, TrainedDenseRetriever
 from mmr.training.common import BestCheckpoint, Manifest, seed_everything
 from mmr.training.data import load_training_data
+from mmr.training.variants import DataOptions
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ STAGE2_HEAD_ONLY = True
 # that leave the top out (against unlabelled near-duplicates) did no better on the dev mean (README, Results;
 # scripts/univl_stage2_variants.py reruns them).
 MINING_RANKS = (0, 100)
+SERVED_DATA = DataOptions()  # the training data as it is; other options only in exploratory runs
 
 
 class UniVLDRRetriever(TrainedDenseRetriever):
@@ -103,12 +105,19 @@ def training_threads(cores: int = 2) -> int:
 class TrainingRun:
     """Everything both trainers load: data, dev set, a fresh model, and the frozen-layer cache."""
 
-    def __init__(self, settings: Settings, resources: Resources, config: UniVLConfig, seed: int):
+    def __init__(
+        self,
+        settings: Settings,
+        resources: Resources,
+        config: UniVLConfig,
+        seed: int,
+        data_options: DataOptions = SERVED_DATA,
+    ):
         torch.set_num_threads(training_threads())
         self.start = time.time()
         self.rng = seed_everything(seed)  # before the model is built: its new weights are drawn from it
         self.settings = settings
-        data = load_training_data(settings, resources)
+        data = data_options.apply(load_training_data(settings, resources), resources)
         self.fingerprint = data.fingerprint
         words = resources.verbaliser(TEXT_ENCODER).words
         features = data.image_features(resources)
@@ -144,8 +153,10 @@ def _dev_data(settings: Settings, resources: Resources, words, top: int, collect
     return DevData(collection, qids, [bench.queries[q] for q in qids], bench.qrels, ids, texts, is_image, pooled)
 
 
-def _stage1_config(config: UniVLConfig) -> dict:
-    return {"model": asdict(config), "stage1_head": asdict(STAGE1_HEAD), "stage1": asdict(STAGE1)}
+def _stage1_config(config: UniVLConfig, data_options: DataOptions = SERVED_DATA) -> dict:
+    stage1 = {"model": asdict(config), "stage1_head": asdict(STAGE1_HEAD), "stage1": asdict(STAGE1)}
+    # Recorded only when changed, so the manifests of models trained before the options existed still match.
+    return {**stage1, "data": asdict(data_options)} if data_options.changes_anything else stage1
 
 
 def _stage1(run: TrainingRun, history: list) -> str:
@@ -158,20 +169,25 @@ def _stage1(run: TrainingRun, history: list) -> str:
 # ----------------------------------------------------------------------------- trainers
 
 
-def train_inbatch(settings: Settings, resources: Resources, seed: int = 0) -> Manifest:
+def train_inbatch(
+    settings: Settings, resources: Resources, seed: int = 0, hp: DataOptions | None = None, save: bool = True
+) -> Manifest:
     """Stage 1 alone: the in-batch-only dense retriever.
 
     CLIP's two towers are aligned before UniVL-DR fine-tunes them; our image head starts from nothing. So
     stage 1 first trains the head alone against the frozen text tower (cheap: text embeddings computed
-    once), then fine-tunes both. Both phases use in-batch negatives only.
+    once), then fine-tunes both. Both phases use in-batch negatives only. ``hp`` changes the training data
+    (exploratory runs, see training/variants.py); ``save=False`` only reports the dev history.
     """
-    run = TrainingRun(settings, resources, MODEL, seed)
+    hp = hp or SERVED_DATA
+    run = TrainingRun(settings, resources, MODEL, seed, hp)
     history: list = []
     kept = _stage1(run, history)
-    folder = settings.models_dir / INBATCH_NAME
-    save_model(run.model, folder)
-    manifest = run.manifest(INBATCH_NAME, seed, history, _stage1_config(MODEL), kept)
-    manifest.save(folder)  # last: its hash keys the indexes
+    manifest = run.manifest(INBATCH_NAME, seed, history, _stage1_config(MODEL, hp), kept)
+    if save:
+        folder = settings.models_dir / INBATCH_NAME
+        save_model(run.model, folder)
+        manifest.save(folder)  # last: its hash keys the indexes
     return manifest
 
 

@@ -56,6 +56,7 @@ RETRIEVERS: dict[str, RetrieverSpec] = {
         trained=True,
         description="UniVL-DR's stage 1 alone: MiniLM + projected image features, in-batch negatives",
         trainer="mmr.methods.univl_dr:train_inbatch",
+        hyperparameters="mmr.training.variants:DataOptions",
     ),
     "univl-dr": RetrieverSpec(
         "mmr.methods.univl_dr:UniVLDRRetriever",

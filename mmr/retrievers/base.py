@@ -14,14 +14,24 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
+from PIL import Image
 
 from mmr.config import Settings
 from mmr.corpus.format import Corpus
 from mmr.encoders import Encoder, load_encoder
 from mmr.encoders.efficientnet import ImageFeatures
 from mmr.types import Document, Hit, Query
+
+
+class ImageView(Protocol):
+    """A reproducible transform of an image, named by ``key`` (part of its feature cache's name)."""
+
+    key: str
+
+    def __call__(self, image: Image.Image, path: str) -> Image.Image: ...
 
 
 class Retriever(ABC):
@@ -73,15 +83,19 @@ class Resources:
             return self._extras[key]
 
     def image_features(
-        self, documents: Sequence[Document], encoder_name: str, keep_grid: bool = False
+        self, documents: Sequence[Document], encoder_name: str, keep_grid: bool = False, view: ImageView | None = None
     ) -> ImageFeatures:
-        """Features of image documents, cached on disk by encoder and image content fingerprint."""
+        """Features of image documents, cached on disk by encoder and image content fingerprint.
+
+        ``view`` encodes each image as that view transforms it (an augmented copy for training) instead.
+        """
         from mmr.corpus.images import load_image
 
-        key = _documents_key(documents, keep_grid)
+        view_key = view.key if view is not None else ""
+        key = _documents_key(documents, keep_grid, view_key)
         folder = self.settings.features_dir / encoder_name
         path = folder / f"{key}.npz"
-        with_grid = folder / f"{_documents_key(documents, True)}.npz"
+        with_grid = folder / f"{_documents_key(documents, True, view_key)}.npz"
         if not keep_grid and not path.exists() and with_grid.exists():
             path = with_grid  # the grid cache holds pooled features and logits too
         if path.exists():
@@ -89,8 +103,10 @@ class Resources:
                 grid = data["grid"] if keep_grid else None
                 return ImageFeatures(data["pooled"], data["logits"], grid)
         encoder = self.encoder(encoder_name)
-        images = _LazyImages([doc.image_path for doc in documents], load_image)
-        features = encoder.features(images, keep_grid=keep_grid, progress=f"{encoder_name} features")
+        loader = load_image if view is None else lambda path: view(load_image(path), path)
+        images = _LazyImages([doc.image_path for doc in documents], loader)
+        label = f"{encoder_name} features" + (f" ({view_key})" if view_key else "")
+        features = encoder.features(images, keep_grid=keep_grid, progress=label)
         folder.mkdir(parents=True, exist_ok=True)
         arrays = {"pooled": features.pooled, "logits": features.logits}
         if keep_grid:
@@ -118,8 +134,8 @@ class _LazyImages(Sequence):
         return self.loader(self.paths[item])
 
 
-def _documents_key(documents: Sequence[Document], keep_grid: bool) -> str:
-    digest = hashlib.sha256(b"grid" if keep_grid else b"pooled")
+def _documents_key(documents: Sequence[Document], keep_grid: bool, view_key: str = "") -> str:
+    digest = hashlib.sha256((b"grid" if keep_grid else b"pooled") + view_key.encode())
     for doc in documents:
         stat = Path(doc.image_path).stat()
         digest.update(f"{doc.id}\0{doc.image_path}\0{stat.st_size}\0{int(stat.st_mtime)}".encode())

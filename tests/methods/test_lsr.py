@@ -397,3 +397,19 @@ def test_query_pruning_keeps_the_heaviest_terms_and_the_cut_is_the_smallest_that
     # the smallest cut within the tolerance of the whole query wins; none good enough: keep every term
     assert choose_query_cut({8: 0.10, 16: 0.196, 32: 0.2, 30522: 0.2}, 0.005) == 16
     assert choose_query_cut({8: 0.10, 16: 0.15, 30522: 0.2}, 0.005) is None
+
+
+def test_the_teacher_is_the_one_named_or_the_best_trained_one(tmp_path):
+    from mmr.methods.lsr.teacher import ZERO_SHOT_TEACHER, choose_teacher
+
+    settings = Settings(index_store=tmp_path)
+    assert choose_teacher(settings, "best") == ZERO_SHOT_TEACHER  # nothing trained yet
+    with pytest.raises(FileNotFoundError, match="mmr train ciea"):
+        choose_teacher(settings, "ciea")
+    for name, score in (("ciea", 0.22), ("dense-inbatch", 0.23)):
+        (tmp_path / "models" / name).mkdir(parents=True)
+        (tmp_path / "models" / name / "manifest.json").write_text(json.dumps({"dev_mrr_at_10": score}))
+    assert choose_teacher(settings, "ciea") == "ciea"
+    assert choose_teacher(settings, "best") == "dense-inbatch"
+    with pytest.raises(ValueError, match="not one of"):
+        LSRTraining(teacher="bm25")

@@ -1,15 +1,14 @@
 """The frozen dense retriever whose vectors the sparse head reads and whose scores it imitates.
 
-Which one is a setting, not a code path: ``MMR_LSR_TEACHER`` names it; unset, the best trained dense
-retriever present (by the dev MRR@10 in its manifest) is used, else the zero-shot verbaliser, which
-needs no training. The choice is written into the LSR model's config, so serving never re-chooses.
+Which one is a setting, not a code path: ``LSRTraining.teacher`` names it, or asks for the "best" trained
+dense retriever present (by the dev MRR@10 in its manifest), else the zero-shot verbaliser, which needs no
+training. The choice is written into the LSR model's config, so serving never re-chooses.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,7 +20,7 @@ from mmr.retrievers.trained import DualEncoderModel
 
 log = logging.getLogger(__name__)
 
-TEACHER_ENV = "MMR_LSR_TEACHER"
+BEST_TEACHER = "best"
 TEACHER_CANDIDATES = ("marvel", "ciea", "univl-dr", "dense-inbatch")  # trained dense retrievers here
 ZERO_SHOT_TEACHER = "zeroshot-verbal"
 
@@ -53,15 +52,20 @@ def _dev_score(settings: Settings, name: str) -> float | None:
     return float(json.loads(manifest.read_text()).get("dev_mrr_at_10", 0.0))
 
 
-def choose_teacher(settings: Settings) -> str:
-    """The env var if set, else the best trained dense retriever present, else the zero-shot one."""
+TEACHER_CHOICES = (BEST_TEACHER, ZERO_SHOT_TEACHER, *TEACHER_CANDIDATES)
+
+
+def choose_teacher(settings: Settings, requested: str = BEST_TEACHER) -> str:
+    """``requested`` if it names a teacher, else ("best") the best trained dense retriever present, else
+    the zero-shot one."""
     from mmr.retrievers import RETRIEVERS
 
-    if chosen := os.environ.get(TEACHER_ENV):
-        allowed = [ZERO_SHOT_TEACHER, *TEACHER_CANDIDATES]
-        if chosen not in allowed:
-            raise ValueError(f"{TEACHER_ENV}={chosen!r} is not a dense teacher. Available: {allowed}")
-        return chosen
+    if requested not in TEACHER_CHOICES:
+        raise ValueError(f"teacher {requested!r} is not one of {list(TEACHER_CHOICES)}")
+    if requested != BEST_TEACHER:
+        if requested != ZERO_SHOT_TEACHER and _dev_score(settings, requested) is None:
+            raise FileNotFoundError(f"teacher {requested!r} is not trained: run `python -m mmr train {requested}`")
+        return requested
     scores = {name: _dev_score(settings, name) for name in TEACHER_CANDIDATES if name in RETRIEVERS}
     present = {name: score for name, score in scores.items() if score is not None}
     if not present:

@@ -70,7 +70,7 @@ STAGE2_HEAD_ONLY = True
 # that leave the top out (against unlabelled near-duplicates) did no better on the dev mean (README, Results;
 # scripts/univl_stage2_variants.py reruns them).
 MINING_RANKS = (0, 100)
-SERVED_DATA = DataOptions()  # the training data as it is; other options only in exploratory runs
+SERVED_DATA = DataOptions()  # stamp pairs five times per epoch; the other options only in exploratory runs
 
 
 class UniVLDRRetriever(TrainedDenseRetriever):
@@ -154,9 +154,8 @@ def _dev_data(settings: Settings, resources: Resources, words, top: int, collect
 
 
 def _stage1_config(config: UniVLConfig, data_options: DataOptions = SERVED_DATA) -> dict:
-    stage1 = {"model": asdict(config), "stage1_head": asdict(STAGE1_HEAD), "stage1": asdict(STAGE1)}
-    # Recorded only when changed, so the manifests of models trained before the options existed still match.
-    return {**stage1, "data": asdict(data_options)} if data_options.changes_anything else stage1
+    stages = {"stage1_head": asdict(STAGE1_HEAD), "stage1": asdict(STAGE1)}
+    return {"model": asdict(config), **stages, "data": asdict(data_options)}
 
 
 def _stage1(run: TrainingRun, history: list) -> str:

@@ -12,7 +12,9 @@ the claim rests on commands anyone can rerun rather than on edited constants:
   margin, small rotation and crop), their frozen features computed once and cached, against a head
   that memorises one fixed feature vector per image.
 
-The defaults change nothing: they are what the served models were trained on.
+The defaults are what the served ``dense-inbatch`` and ``univl-dr`` models were trained on: stamp pairs
+five times per epoch, chosen by the mean dev MRR@10 of both settings over the data as it is (README,
+Results); ``stamp_repeats=1`` is that data.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ VIEW_SEPARATOR = "#view"
 
 @dataclass(frozen=True)
 class DataOptions:
-    stamp_repeats: int = 1
+    stamp_repeats: int = 5
     keyword_captions: bool = False
     augmented_views: int = 0
 
@@ -45,10 +47,6 @@ class DataOptions:
             raise ValueError(f"stamp_repeats must be at least 1, got {self.stamp_repeats}")
         if self.augmented_views < 0:
             raise ValueError(f"augmented_views must be 0 or more, got {self.augmented_views}")
-
-    @property
-    def changes_anything(self) -> bool:
-        return self != DataOptions()
 
     def apply(self, data: TrainingData, resources: Resources) -> TrainingData:
         """``data`` with these options applied: views first (they copy the image pairs as they are),

@@ -48,10 +48,9 @@ class FakeResources:
         return ImageFeatures(pooled, pooled[:, :1].repeat(3, axis=1), None)
 
 
-def test_the_defaults_change_nothing():
+def test_without_repeats_the_data_is_left_as_it_is():
     data = _data()
-    assert not DataOptions().changes_anything
-    assert DataOptions().apply(data, FakeResources()).examples == data.examples
+    assert DataOptions(stamp_repeats=1).apply(data, FakeResources()).examples == data.examples
 
 
 def test_stamp_pairs_repeat_in_their_own_group_and_nothing_else_does():

@@ -60,7 +60,9 @@ class TrainingData:
         """Frozen image-encoder outputs for ``image_ids``, in that order (cached on disk)."""
         if keep_grid not in self._features:
             docs = [self.documents[doc_id] for doc_id in self.image_ids]
-            if any("view" in doc.metadata for doc in docs):  # see training/variants.py: from the file, wrong
+            # An augmented view's features come from its transformed image (training/variants.py); encoding the
+            # file again would give the original's, silently.
+            if any("view" in doc.metadata for doc in docs):
                 raise ValueError("augmented views carry the features they were made with; there are none to load")
             self._features[keep_grid] = resources.image_features(docs, IMAGE_ENCODER, keep_grid=keep_grid)
         return self._features[keep_grid]

@@ -19,9 +19,9 @@ from mmr.retrievers.base import Resources
 
 # name -> (stage settings, mining ranks)
 VARIANTS = {
-    "served: ranks 0-100, head lr 1e-4": (STAGE2, MINING_RANKS),
+    "served: ranks 30-200, head lr 1e-4": (STAGE2, MINING_RANKS),
+    "the paper's top 100 (ranks 0-100)": (STAGE2, (0, 100)),
     "negatives past the top 10 (ranks 10-100)": (STAGE2, (10, 100)),
-    "negatives from ranks 30-200": (STAGE2, (30, 200)),
     "head lr 3e-5": (replace(STAGE2, lr_head=3e-5), MINING_RANKS),
 }
 

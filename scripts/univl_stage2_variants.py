@@ -3,7 +3,7 @@
 Stage 2 (modality-balanced hard negatives) lowered stamps dev for the served UniVL-DR; this reruns the
 variants the README reports, each from the trained ``dense-inbatch`` model (stage 1), with the rule
 the served model was chosen by: the best epoch by the mean dev MRR@10 of both settings. Run after
-`python -m mmr train dense-inbatch` (about 2 minutes of set-up, then seconds per variant):
+`python -m mmr train dense-inbatch` (about 2 minutes of set-up, then under a minute per variant):
 
     PYTHONPATH=. .venv/bin/python scripts/univl_stage2_variants.py
 """

@@ -221,7 +221,7 @@ def dev_mrr(model: UniVLModel, text_fn: TextFn, dev: DevData) -> float:
 
 def mine(model: UniVLModel, text_fn: TextFn, ts: TrainSet, rng: np.random.Generator, ranks: tuple[int, int] = (0, 100)):
     """One image and one text hard negative per example from the model's own ranks ``ranks[0]`` to
-    ``ranks[1]`` (UniVL-DR stage 2 draws from the top 100)."""
+    ``ranks[1]``. The default is the paper's top 100; the served window is univl_dr.MINING_RANKS."""
     model.eval()
     queries = encode_in_chunks(lambda idx: text_fn([ts.queries[i] for i in idx]), len(ts.queries))
     docs = encode_in_chunks(lambda idx: embed_rows(model, text_fn, ts, idx), len(ts.doc_ids))

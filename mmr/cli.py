@@ -67,7 +67,7 @@ def train(
     import json
 
     from mmr.build import build_indexes
-    from mmr.retrievers import RETRIEVERS, Resources, hyperparameter_class, retriever_spec, train_function
+    from mmr.retrievers import RETRIEVERS, Resources, retriever_spec, served_hyperparameters, train_function
     from mmr.training.overrides import OverrideError, apply_overrides
 
     _setup_logging(True)
@@ -77,12 +77,12 @@ def train(
         raise typer.BadParameter(f"{name!r} has nothing to train. Trainable: {trainable}")
     options = {}
     if set_ or dev_only:
-        settings_class = hyperparameter_class(spec)
-        if settings_class is None:
+        served = served_hyperparameters(spec)
+        if served is None:
             tunable = sorted(n for n, s in RETRIEVERS.items() if s.hyperparameters)
             raise typer.BadParameter(f"{name!r} takes no --set / --dev-only. Those that do: {tunable}")
         try:
-            options = {"hp": apply_overrides(settings_class(), set_ or []), "save": not dev_only}
+            options = {"hp": apply_overrides(served, set_ or []), "save": not dev_only}
         except OverrideError as err:
             raise typer.BadParameter(str(err)) from err
     settings = Settings()

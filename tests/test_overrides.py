@@ -52,7 +52,9 @@ def test_the_sparse_retrievers_settings_can_all_be_overridden_from_text():
     ("args", "message"),
     [
         (["train", "bm25", "--set", "epochs=1"], "has nothing to train"),
-        (["train", "marvel", "--set", "epochs=1"], "takes no --set"),
+        (["train", "procrustes", "--set", "epochs=1"], "takes no --set"),
+        (["train", "marvel", "--set", "epochs=1"], "is not a setting of GridDataOptions"),
+        (["train", "ciea", "--set", "augmented_views=2"], "reads grid features"),
         (["train", "lsr", "--set", "epoch=1"], "is not a setting of LSRTraining"),
         (["train", "lsr", "--set", "penalty=l2"], "penalty 'l2' is not one of ['flops', 'l1']"),
         (["train", "lsr", "--set", "expansion_floor=2"], "is not a probability"),

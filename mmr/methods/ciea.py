@@ -43,6 +43,7 @@ from mmr.methods.visual_training import StageSettings, StageTrainer
 from mmr.retrievers.base import Resources
 from mmr.retrievers.trained import TrainedDenseRetriever, model_fingerprint
 from mmr.training.common import Manifest, info_nce, seed_everything
+from mmr.training.variants import DataOptions
 
 log = logging.getLogger(__name__)
 
@@ -236,12 +237,21 @@ def _start(resources: Resources) -> tuple[VisualTokenEncoder, str]:
     return model.train(), start
 
 
-def train(settings: Settings, resources: Resources, seed: int = 0, stages: StageSettings = STAGES) -> Manifest:
-    """CIEA on the training split (from MARVEL when trained), model chosen on dev; writes ``models/ciea``."""
+def train(
+    settings: Settings,
+    resources: Resources,
+    seed: int = 0,
+    hp: DataOptions | None = None,
+    save: bool = True,
+    stages: StageSettings = STAGES,
+) -> Manifest:
+    """CIEA on the training split (from MARVEL when trained), model chosen on dev; writes ``models/ciea``
+    unless ``save`` is False. ``hp`` changes the training data; by default it is MARVEL's."""
     started = time.time()
+    hp = hp or marvel.SERVED_DATA
     torch.set_num_threads(marvel.THREADS)
     rng = seed_everything(seed)
-    table, dev = load_tables(settings, resources)
+    table, dev = load_tables(settings, resources, hp)
     model, start = _start(resources)
     if not start.startswith("marvel@"):  # no MARVEL to fine-tune: add the DPR stage MARVEL would have run
         stages = replace(stages, dpr_epochs=marvel.STAGES.dpr_epochs)
@@ -249,8 +259,6 @@ def train(settings: Settings, resources: Resources, seed: int = 0, stages: Stage
     trainer = StageTrainer(model, table, dev, stages, rng, captioner=captioner)
     trainer.auxiliary = ResidualQueryLoss(table, trainer.captions, model.tokenizer, language_stages=False)
     trainer.run(score_start=True)  # MARVEL + verbalised captions, before any CIEA training
-    folder = resources.settings.models_dir / NAME
-    model.save(folder, extra={"method": NAME, "caption_words": CAPTION_WORDS, "stages": asdict(stages)})
     config = {
         "stages": asdict(stages),
         "model": asdict(model.config),
@@ -258,6 +266,7 @@ def train(settings: Settings, resources: Resources, seed: int = 0, stages: Stage
         "start": start,
         "caption_words": CAPTION_WORDS,
         "extra_loss_weight": EXTRA_LOSS_WEIGHT,
+        "data": asdict(hp),
     }
     manifest = Manifest(
         NAME,
@@ -268,5 +277,8 @@ def train(settings: Settings, resources: Resources, seed: int = 0, stages: Stage
         config=config,
         history=trainer.history,
     )
-    manifest.save(folder)  # last: its hash keys the indexes built from this model
+    if save:
+        folder = resources.settings.models_dir / NAME
+        model.save(folder, extra={"method": NAME, "caption_words": CAPTION_WORDS, "stages": asdict(stages)})
+        manifest.save(folder)  # last: its hash keys the indexes built from this model
     return manifest

@@ -34,6 +34,7 @@ from mmr.methods.visual_training import StageSettings, StageTrainer
 from mmr.retrievers.base import Resources
 from mmr.retrievers.trained import IMAGE_ENCODER, TrainedDenseRetriever
 from mmr.training.common import Manifest, seed_everything
+from mmr.training.variants import DataOptions, GridDataOptions
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,9 @@ STAGES = StageSettings(
     ance_epochs=0.25,
     trainable_layers=2,
 )
+# The training data as it is: the stamp repeats that won for dense-inbatch are tried here with
+# `mmr train marvel --set stamp_repeats=5 --dev-only` (README, Results).
+SERVED_DATA = GridDataOptions(stamp_repeats=1)
 
 
 class MarvelRetriever(TrainedDenseRetriever):
@@ -76,18 +80,25 @@ def new_encoder(resources: Resources, path: str | Path | None = None) -> VisualT
     return model
 
 
-def train(settings: Settings, resources: Resources, seed: int = 0, stages: StageSettings = STAGES) -> Manifest:
-    """MARVEL's four stages on the training split, model chosen on dev; writes ``models/marvel``."""
+def train(
+    settings: Settings,
+    resources: Resources,
+    seed: int = 0,
+    hp: DataOptions | None = None,
+    save: bool = True,
+    stages: StageSettings = STAGES,
+) -> Manifest:
+    """MARVEL's four stages on the training split, model chosen on dev; writes ``models/marvel`` unless
+    ``save`` is False (an exploratory run: the dev history only). ``hp`` changes the training data."""
     started = time.time()
+    hp = hp or SERVED_DATA
     torch.set_num_threads(THREADS)
     rng = seed_everything(seed)
-    table, dev = load_tables(settings, resources)
+    table, dev = load_tables(settings, resources, hp)
     log.info("marvel: %d examples, %d images, %d text documents", len(table.queries), table.n_images, len(table.texts))
     model = new_encoder(resources)
     trainer = StageTrainer(model, table, dev, stages, rng)
     trainer.run()
-    folder = resources.settings.models_dir / NAME
-    model.save(folder, extra={"method": NAME, "stages": asdict(stages)})
     manifest = Manifest(
         NAME,
         table.fingerprint,
@@ -100,8 +111,12 @@ def train(settings: Settings, resources: Resources, seed: int = 0, stages: Stage
             "best": trainer.best.tag,
             "text_encoder": "all-MiniLM-L6-v2",
             "image_encoder": "efficientnet-lite0",
+            "data": asdict(hp),
         },
         history=trainer.history,
     )
-    manifest.save(folder)  # last: its hash keys the indexes built from this model
+    if save:
+        folder = resources.settings.models_dir / NAME
+        model.save(folder, extra={"method": NAME, "stages": asdict(stages)})
+        manifest.save(folder)  # last: its hash keys the indexes built from this model
     return manifest

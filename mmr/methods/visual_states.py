@@ -143,12 +143,15 @@ def grid_rows(grid: np.ndarray, rows: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.asarray(grid[rows], dtype=np.float32))
 
 
-def load_tables(settings, resources) -> tuple[TrainingTable, DevTable]:
-    """The training table (frozen grids of the training images) and the dev table, from the caches."""
+def load_tables(settings, resources, data_options=None) -> tuple[TrainingTable, DevTable]:
+    """The training table (frozen grids of the training images, the training data changed by
+    ``data_options``, a training/variants.py ``DataOptions``) and the dev table, from the caches."""
     from mmr.retrievers.trained import IMAGE_ENCODER
     from mmr.training.data import load_dev_set, load_training_data
 
     data = load_training_data(settings, resources)
+    if data_options is not None:
+        data = data_options.apply(data, resources)
     table = TrainingTable.from_data(data, data.image_features(resources, keep_grid=True))
     dev = load_dev_set(settings)
     features = resources.image_features(dev.image_documents, IMAGE_ENCODER, keep_grid=True)

@@ -16,8 +16,9 @@ class RetrieverSpec:
     trained: bool
     description: str
     trainer: str | None = None  # "module:function(settings, resources, seed) -> Manifest"
-    # "module:Dataclass" of the trainer's settings, when it takes them as ``hp=`` (with ``save=``, so that
-    # an exploratory run can leave the served model alone): `mmr train NAME --set KEY=VALUE [--dev-only]`
+    # "module:NAME" of the settings the served model was trained with (a dataclass instance, or a dataclass
+    # whose defaults they are), when the trainer takes them as ``hp=`` (with ``save=``, so that an exploratory
+    # run can leave the served model alone): `mmr train NAME --set KEY=VALUE [--dev-only]`
     hyperparameters: str | None = None
 
     def retriever_class(self) -> type[Retriever]:
@@ -56,7 +57,7 @@ RETRIEVERS: dict[str, RetrieverSpec] = {
         trained=True,
         description="UniVL-DR's stage 1 alone: MiniLM + projected image features, in-batch negatives",
         trainer="mmr.methods.univl_dr:train_inbatch",
-        hyperparameters="mmr.training.variants:DataOptions",
+        hyperparameters="mmr.methods.univl_dr:SERVED_DATA",
     ),
     "univl-dr": RetrieverSpec(
         "mmr.methods.univl_dr:UniVLDRRetriever",
@@ -89,6 +90,7 @@ RETRIEVERS: dict[str, RetrieverSpec] = {
         trained=True,
         description="image grid cells as visual tokens between <im_start>/<im_end> inside MiniLM; 4-stage training",
         trainer="mmr.methods.marvel:train",
+        hyperparameters="mmr.methods.marvel:SERVED_DATA",
     ),
     "ciea": RetrieverSpec(
         "mmr.methods.ciea:CieaRetriever",
@@ -97,6 +99,7 @@ RETRIEVERS: dict[str, RetrieverSpec] = {
         trained=True,
         description="MARVEL + complementary-information extractor; image caption = its ImageNet class names",
         trainer="mmr.methods.ciea:train",
+        hyperparameters="mmr.methods.marvel:SERVED_DATA",
     ),
 }
 
@@ -110,8 +113,12 @@ def train_function(spec: RetrieverSpec):
     return _attribute(spec.trainer)
 
 
-def hyperparameter_class(spec: RetrieverSpec) -> type | None:
-    return _attribute(spec.hyperparameters) if spec.hyperparameters else None
+def served_hyperparameters(spec: RetrieverSpec):
+    """The settings the trainer uses when given none (``--set`` changes a copy), or None if it takes none."""
+    if not spec.hyperparameters:
+        return None
+    served = _attribute(spec.hyperparameters)
+    return served() if isinstance(served, type) else served
 
 
 class UnknownRetrieverError(KeyError):
@@ -130,7 +137,7 @@ __all__ = [
     "Retriever",
     "RetrieverSpec",
     "UnknownRetrieverError",
-    "hyperparameter_class",
+    "served_hyperparameters",
     "retriever_spec",
     "train_function",
 ]

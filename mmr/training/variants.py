@@ -60,6 +60,17 @@ class DataOptions:
         return data
 
 
+@dataclass(frozen=True)
+class GridDataOptions(DataOptions):
+    """The options a visual-token trainer (MARVEL, CIEA) can take: it reads each image's 7x7 grid, and
+    augmented views are cached as pooled features only."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.augmented_views:
+            raise ValueError("augmented_views: this trainer reads grid features, which the views do not have")
+
+
 def _source(data: TrainingData, example: Example) -> str:
     return data.documents[example.positive_id].metadata.get("source", "")
 

@@ -1,4 +1,4 @@
-"""The exploratory training-data options (`mmr train dense-inbatch --set ...`) each do what they say, only that."""
+"""The training-data options (`mmr train dense-inbatch|marvel|ciea --set ...`) each do what they say, only that."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ from mmr.encoders.efficientnet import ImageFeatures
 from mmr.retrievers.base import Resources
 from mmr.training.data import IMAGE_ENCODER, Example, TrainingData
 from mmr.training.overrides import OverrideError, apply_overrides
-from mmr.training.variants import AugmentedView, DataOptions, with_augmented_views, with_keyword_captions
+from mmr.training.variants import (
+    AugmentedView,
+    DataOptions,
+    GridDataOptions,
+    with_augmented_views,
+    with_keyword_captions,
+)
 from mmr.types import Document
 
 
@@ -133,3 +139,22 @@ def test_options_are_checked_when_set_from_the_command_line():
     )
     with pytest.raises(OverrideError, match="stamp_repeats must be at least 1"):
         apply_overrides(DataOptions(), ["stamp_repeats=0"])
+
+
+def test_each_trainer_starts_from_the_data_its_served_model_was_trained_on():
+    from mmr.methods import marvel, univl_dr
+    from mmr.methods.lsr.training import LSRTraining
+    from mmr.retrievers import retriever_spec, served_hyperparameters
+
+    assert served_hyperparameters(retriever_spec("dense-inbatch")) is univl_dr.SERVED_DATA
+    assert served_hyperparameters(retriever_spec("marvel")) is marvel.SERVED_DATA
+    assert served_hyperparameters(retriever_spec("ciea")) is marvel.SERVED_DATA  # CIEA fine-tunes MARVEL
+    assert isinstance(marvel.SERVED_DATA, GridDataOptions)
+    assert served_hyperparameters(retriever_spec("lsr")) == LSRTraining()  # a dataclass: its defaults
+    assert served_hyperparameters(retriever_spec("procrustes")) is None
+
+
+def test_visual_token_trainers_refuse_augmented_views_they_could_not_read():
+    assert apply_overrides(GridDataOptions(stamp_repeats=1), ["stamp_repeats=5"]).stamp_repeats == 5
+    with pytest.raises(OverrideError, match="grid features"):
+        apply_overrides(GridDataOptions(), ["augmented_views=1"])

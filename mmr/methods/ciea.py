@@ -37,7 +37,7 @@ from torch import nn
 from mmr.config import Settings
 from mmr.index import IndexMismatchError
 from mmr.methods import marvel
-from mmr.methods.visual_states import LayerStates, TrainingTable, grid_rows, load_tables
+from mmr.methods.visual_states import DevTable, LayerStates, TrainingTable, grid_rows, load_tables
 from mmr.methods.visual_tokens import VisualTokenDualEncoder, VisualTokenEncoder, load_saved
 from mmr.methods.visual_training import StageSettings, StageTrainer
 from mmr.retrievers.base import Resources
@@ -237,6 +237,28 @@ def _start(resources: Resources) -> tuple[VisualTokenEncoder, str]:
     return model.train(), start
 
 
+def fit(
+    resources: Resources,
+    table: TrainingTable,
+    dev: DevTable,
+    seed: int = 0,
+    stages: StageSettings = STAGES,
+    loss_weight: float = EXTRA_LOSS_WEIGHT,
+) -> tuple[VisualTokenEncoder, StageTrainer, str]:
+    """CIEA's stages from MARVEL (or MiniLM): the model left in its best dev state, the trainer (its
+    ``best`` and ``history``) and what it started from. Each call starts afresh from the same seed."""
+    rng = seed_everything(seed)
+    model, start = _start(resources)
+    if not start.startswith("marvel@"):  # no MARVEL to fine-tune: add the DPR stage MARVEL would have run
+        stages = replace(stages, dpr_epochs=marvel.STAGES.dpr_epochs)
+    captioner = lambda logits: verbalise(logits, CAPTION_WORDS)  # noqa: E731
+    trainer = StageTrainer(model, table, dev, stages, rng, captioner=captioner)
+    residual = ResidualQueryLoss(table, trainer.captions, model.tokenizer, loss_weight, language_stages=False)
+    trainer.auxiliary = residual
+    trainer.run(score_start=True)  # MARVEL + verbalised captions, before any CIEA training: a reference
+    return model, trainer, start
+
+
 def train(
     settings: Settings,
     resources: Resources,
@@ -250,17 +272,10 @@ def train(
     started = time.time()
     hp = hp or marvel.SERVED_DATA
     torch.set_num_threads(marvel.THREADS)
-    rng = seed_everything(seed)
     table, dev = load_tables(settings, resources, hp)
-    model, start = _start(resources)
-    if not start.startswith("marvel@"):  # no MARVEL to fine-tune: add the DPR stage MARVEL would have run
-        stages = replace(stages, dpr_epochs=marvel.STAGES.dpr_epochs)
-    captioner = lambda logits: verbalise(logits, CAPTION_WORDS)  # noqa: E731
-    trainer = StageTrainer(model, table, dev, stages, rng, captioner=captioner)
-    trainer.auxiliary = ResidualQueryLoss(table, trainer.captions, model.tokenizer, language_stages=False)
-    trainer.run(score_start=True)  # MARVEL + verbalised captions, before any CIEA training
+    model, trainer, start = fit(resources, table, dev, seed, stages)
     config = {
-        "stages": asdict(stages),
+        "stages": asdict(trainer.settings),
         "model": asdict(model.config),
         "best": trainer.best.tag,
         "start": start,
@@ -279,6 +294,7 @@ def train(
     )
     if save:
         folder = resources.settings.models_dir / NAME
-        model.save(folder, extra={"method": NAME, "caption_words": CAPTION_WORDS, "stages": asdict(stages)})
+        extra = {"method": NAME, "caption_words": CAPTION_WORDS, "stages": asdict(trainer.settings)}
+        model.save(folder, extra=extra)
         manifest.save(folder)  # last: its hash keys the indexes built from this model
     return manifest

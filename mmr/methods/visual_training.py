@@ -96,7 +96,8 @@ class StageTrainer:
 
     # ---- dev ------------------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def dev_score(self, tag: str, layers: int | None = None) -> float:
+    def dev_score(self, tag: str, layers: int | None = None, eligible: bool = True) -> float:
+        """Dev MRR@10 of the model as it is, into the history; kept as the best state if ``eligible``."""
         self.model.eval()
         queries = torch.cat(
             [self.model.embed_texts(self.dev.queries[i : i + 128]) for i in range(0, len(self.dev.queries), 128)]
@@ -113,7 +114,7 @@ class StageTrainer:
         score = mrr_at_10(docs.numpy(), self.dev.doc_ids, queries.numpy(), self.dev.qids, self.dev.qrels)
         self.model.train()
         self.history.append({"stage": tag, "dev_mrr_at_10": round(score, 4)})
-        improved = self.best.offer(score, self.model, tag)
+        improved = eligible and self.best.offer(score, self.model, tag)
         log.info("%s: dev MRR@10 %.4f%s", tag, score, " (best so far)" if improved else "")
         return score
 
@@ -272,9 +273,13 @@ class StageTrainer:
         return images, texts
 
     def run(self, score_start: bool = False) -> None:
-        """The stages whose epochs are > 0, each continuing from the best state on dev so far."""
+        """The stages whose epochs are > 0, each continuing from the best state on dev so far.
+
+        ``score_start`` puts the untrained start's dev score in the history, for reference only: a method
+        that fine-tunes another (CIEA from MARVEL) is served in a state its own training produced, even
+        where the start scored higher on dev; else it would be the other method under its name."""
         if score_start:
-            self.dev_score("0-start")
+            self.dev_score("0-start", eligible=False)
         if self.settings.visual_epochs > 0:
             self.pretrain_visual()
             if self.best.tag != "1-visual":  # an earlier state wins: states cached from this one are stale

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from mmr.encoders.efficientnet import ImageFeatures
+from mmr.methods import visual_training
 from mmr.methods.marvel import MarvelRetriever
 from mmr.methods.visual_states import LayerStates
 from mmr.methods.visual_tokens import VisualTokenConfig, VisualTokenEncoder, load_language_model, load_saved
@@ -138,10 +139,21 @@ def test_run_scores_each_stage_on_dev_and_returns_the_best_state(tiny_bert):
     trainer = StageTrainer(model, table, dev, settings, np.random.default_rng(0))
     trainer.run(score_start=True)
     assert [h["stage"] for h in trainer.history] == ["0-start", "1-visual", "2-dpr", "4-ance"]
-    best = max(h["dev_mrr_at_10"] for h in trainer.history)
+    best = max(h["dev_mrr_at_10"] for h in trainer.history[1:])  # trained states only (next test)
     assert trainer.best.score == pytest.approx(best, abs=1e-4)
     # scored afresh through every layer, the returned model is the recorded best (no stale cached states)
     assert trainer.dev_score("again") == pytest.approx(best, abs=1e-4)
+
+
+def test_the_start_is_scored_but_never_served_even_when_it_scores_best(tiny_bert, monkeypatch):
+    scores = iter([0.9, 0.1, 0.3, 0.2])  # start, visual, DPR, ANCE
+    monkeypatch.setattr(visual_training, "mrr_at_10", lambda *args: next(scores))
+    table, dev = tiny_tables()
+    settings = StageSettings(batch_size=4, visual_lr=1e-2, word_lr=1e-2, lm_lr=1e-2, trainable_layers=1)
+    trainer = StageTrainer(make_encoder(tiny_bert), table, dev, settings, np.random.default_rng(0))
+    trainer.run(score_start=True)
+    assert trainer.history[0] == {"stage": "0-start", "dev_mrr_at_10": 0.9}
+    assert (trainer.best.tag, trainer.best.score) == ("2-dpr", 0.3)
 
 
 def test_masked_contrastive_never_pushes_a_group_positive_away():

@@ -2,8 +2,8 @@
 
 CIEA's own stage (the complementary-information extractor with its second loss, the language model
 frozen) lowered stamps dev below its start, MARVEL with the verbalised caption appended; this shows which
-part of that stage does it. Each variant runs the extractor stage alone (no ANCE, whose dev moved by
-under .001 in the served run) and prints the dev MRR@10 of the start and after the stage, on the
+part of that stage does it. Each variant runs the extractor stage alone (no ANCE, which follows it in
+the served run and added .003 there) and prints the dev MRR@10 of the start and after the stage, on the
 stamps dev queries CIEA chooses its checkpoint by. Run after `python -m mmr train marvel` (5.5
 minutes for the four on the 2-core machine):
 

@@ -50,8 +50,8 @@ STAGES = StageSettings(
     ance_epochs=0.25,
     trainable_layers=2,
 )
-# The training data as it is: the stamp repeats that won for dense-inbatch are tried here with
-# `mmr train marvel --set stamp_repeats=5 --dev-only` (README, Results).
+# The training data as it is. The stamp repeats that won for dense-inbatch tied here: with `--set
+# stamp_repeats=5` the mean dev MRR@10 of both settings was .296 against .292 (README, Results).
 SERVED_DATA = GridDataOptions(stamp_repeats=1)
 
 

@@ -2,10 +2,11 @@
 
 CIEA's own stage (the complementary-information extractor with its second loss, the language model
 frozen) lowered stamps dev below its start, MARVEL with the verbalised caption appended; this shows which
-part of that stage does it. Each variant runs the extractor stage alone (no ANCE, which follows it in
-the served run and added .003 there) and prints the dev MRR@10 of the start and after the stage, on the
-stamps dev queries CIEA chooses its checkpoint by. Run after `python -m mmr train marvel` (5.5
-minutes for the four on the 2-core machine):
+part of that stage does it. The first four variants run the extractor stage alone; the last two add
+ANCE as the served run does, with the extractor frozen there (served) or trained with the top layers.
+Each prints the dev MRR@10 of the start and after each stage, on the stamps dev queries CIEA chooses
+its checkpoint by. Run after `python -m mmr train marvel` (5.5 minutes for the first four on the
+2-core machine; `--only PREFIX` runs the variants whose name starts with it):
 
     PYTHONPATH=. .venv/bin/python scripts/ciea_variants.py
 """
@@ -35,6 +36,9 @@ VARIANTS = {
         replace(EXTRACTOR_STAGE, visual_lr=0.0, word_lr=0.0, extractor_lr=3e-5),
         ciea.EXTRA_LOSS_WEIGHT,
     ),
+    # With ANCE after the extractor stage, as served:
+    "served stages (the extractor frozen in ANCE)": (ciea.STAGES, ciea.EXTRA_LOSS_WEIGHT),
+    "the extractor trained in ANCE too": (replace(ciea.STAGES, extractor_in_language=True), ciea.EXTRA_LOSS_WEIGHT),
 }
 
 
@@ -47,8 +51,8 @@ def main() -> None:
     resources = Resources(settings)
     torch.set_num_threads(marvel.THREADS)
     table, dev = load_tables(settings, resources, marvel.SERVED_DATA)
-    print("| extractor-stage variant | dev stamps, start | dev stamps, after the stage |")
-    print("|---|---|---|")
+    print("| variant | dev stamps, start | after the extractor stage | after ANCE |")
+    print("|---|---|---|---|")
     for name, (stages, weight) in VARIANTS.items():
         if args.only and not any(name.startswith(prefix) for prefix in args.only):
             continue
@@ -56,7 +60,8 @@ def main() -> None:
         if not start.startswith("marvel@"):
             raise SystemExit("no trained MARVEL model: run `python -m mmr train marvel` first")
         scores = {entry["stage"]: entry["dev_mrr_at_10"] for entry in trainer.history}
-        print(f"| {name} | {scores['0-start']:.3f} | {scores['1-visual']:.3f} |", flush=True)
+        ance = f"{scores['4-ance']:.3f}" if "4-ance" in scores else "-"
+        print(f"| {name} | {scores['0-start']:.3f} | {scores['1-visual']:.3f} | {ance} |", flush=True)
 
 
 if __name__ == "__main__":

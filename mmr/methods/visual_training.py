@@ -43,6 +43,10 @@ class StageSettings:
     trainable_layers: int = 2
     weight_decay: float = 0.2  # MARVEL's
     mining_depth: int = 100
+    # CIEA's extractor trains in the language-model stages too, as CIEA trains it with the rest: the image
+    # documents then take a full pass each step (the cached states below the trained layers would hold an
+    # extractor that no longer exists), about doubling those stages' cost.
+    extractor_in_language: bool = False
 
 
 def masked_contrastive(
@@ -228,8 +232,12 @@ class StageTrainer:
 
     def train_language(self, epochs: float, negatives: tuple[np.ndarray, np.ndarray] | None, tag: str) -> None:
         m, s, k = self.model, self.settings, self.frozen_layers()
+        joint = s.extractor_in_language and m.extractor is not None
         params = [p for layer in m.lm.encoder.layer[k:] for p in layer.parameters()] + [m.logit_scale]
-        optimizer = torch.optim.AdamW(self._trainable(params), lr=s.lm_lr, weight_decay=s.weight_decay)
+        extractor = list(m.extractor.parameters()) if joint else []
+        self._trainable([*params, *extractor])
+        groups = [{"params": params, "lr": s.lm_lr}, {"params": extractor, "lr": s.extractor_lr}]
+        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=s.weight_decay)
         docs, queries = self.states("docs", k), self.states("queries", k)
         if self.auxiliary is not None:
             self.auxiliary.prepare_language(self, k)
@@ -244,7 +252,7 @@ class StageTrainer:
                 mined = np.concatenate([negatives[0][batch], negatives[1][batch]])
                 columns = np.concatenate([columns, mined[mined >= 0]])
             q = m.upper(*queries.take(batch), k)
-            d = m.upper(*docs.take(columns), k)
+            d = self._full_pass_images(columns, docs, k) if joint else m.upper(*docs.take(columns), k)
             loss = masked_contrastive(q, d, columns, [allowed[i] for i in batch], m.scale())
             if self.auxiliary is not None:
                 loss = loss + self.auxiliary.language_loss(self, batch, k)
@@ -252,7 +260,19 @@ class StageTrainer:
             loss.backward()
             optimizer.step()
             schedule.step()
-        self.dev_score(tag, layers=k)
+        if joint:
+            self._states.clear()  # every cached image state holds the extractor as it was
+        self.dev_score(tag, layers=None if joint else k)
+
+    def _full_pass_images(self, columns: np.ndarray, docs: LayerStates, layers: int) -> torch.Tensor:
+        """Embeddings of the table rows ``columns`` in order: image documents through the whole model (so the
+        extractor gets gradients), text documents from their cached states."""
+        m, is_image = self.model, columns < self.table.n_images
+        parts = [m.embed(*self.document_inputs(columns[is_image]))]
+        if (~is_image).any():
+            parts.append(m.upper(*docs.take(columns[~is_image]), layers))
+        order = np.concatenate([np.flatnonzero(is_image), np.flatnonzero(~is_image)])
+        return torch.cat(parts)[torch.from_numpy(np.argsort(order))]
 
     # ---- stage 3 ----------------------------------------------------------------------------------------------------
     def mine(self) -> tuple[np.ndarray, np.ndarray]:

@@ -144,3 +144,31 @@ def test_residual_loss_skips_batches_without_two_image_examples(tiny_bert, batch
     )
     loss = ResidualQueryLoss(table, trainer.captions, model.tokenizer)
     assert loss.visual_loss(trainer, np.array(batch)) == 0.0
+
+
+@pytest.mark.parametrize("joint", [False, True])
+def test_the_extractor_trains_in_the_language_stages_only_when_asked(tiny_bert, joint):
+    table, dev = tiny_tables()
+    model = make_encoder(tiny_bert, extractor=live_extractor())
+    rates = {"lm_lr": 1e-2, "extractor_lr": 1e-2}
+    settings = StageSettings(batch_size=6, trainable_layers=1, extractor_in_language=joint, **rates)
+    trainer = StageTrainer(model, table, dev, settings, np.random.default_rng(0), captioner=lambda lg: verbalise(lg, 2))
+    before = snapshot(model.extractor.parameters())
+    trainer.train_language(1.0, None, "2-dpr")
+    moved = any(not torch.equal(b, p) for b, p in zip(before, model.extractor.parameters()))
+    assert moved == joint
+    # the dev score is of the model as it now is, whichever way its image documents were embedded
+    assert trainer.dev_score("again") == pytest.approx(trainer.history[-2]["dev_mrr_at_10"], abs=1e-4)
+
+
+def test_a_full_pass_over_mixed_columns_keeps_their_order(tiny_bert):
+    table, dev = tiny_tables()
+    model = make_encoder(tiny_bert, extractor=live_extractor()).eval()
+    trainer = StageTrainer(model, table, dev, StageSettings(trainable_layers=1), np.random.default_rng(0))
+    k = trainer.frozen_layers()
+    columns = np.array([table.n_images, 0, table.n_images + 1, 1])  # text, image, text, image
+    with torch.no_grad():
+        mixed = trainer._full_pass_images(columns, trainer.states("docs", k), k)
+        one_by_one = torch.cat([model.embed(*trainer.document_inputs(np.array([c]))) for c in columns])
+    assert torch.allclose(mixed, one_by_one, atol=1e-3)  # cached states and padding move the 5th decimal
+    assert torch.cdist(one_by_one, one_by_one).fill_diagonal_(1.0).min() > 1e-2  # so a swap would show

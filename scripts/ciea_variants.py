@@ -5,8 +5,8 @@ frozen) lowered stamps dev below its start, MARVEL with the verbalised caption a
 part of that stage does it. The first four variants run the extractor stage alone; the last two add
 ANCE as the served run does, with the extractor frozen there (served) or trained with the top layers.
 Each prints the dev MRR@10 of the start and after each stage, on the stamps dev queries CIEA chooses
-its checkpoint by. Run after `python -m mmr train marvel` (5.5 minutes for the first four on the
-2-core machine; `--only PREFIX` runs the variants whose name starts with it):
+its checkpoint by. Run after `python -m mmr train marvel` (on the 2-core machine 5.5 minutes for the
+first four, about 4 for each of the last two; `--only PREFIX` runs the variants whose name starts with it):
 
     PYTHONPATH=. .venv/bin/python scripts/ciea_variants.py
 """

@@ -12,8 +12,9 @@ blocks are computed once and cached. The verbalisation keeps the frozen CNN's cl
 pixel path adapts.
 
 Scored after every epoch on the stamps dev queries (images setting); never test. Dev only, nothing
-saved. The first run renders and caches the images' activations (~11 minutes); the default run then
-took 32 minutes, on 2 cores shared with another training job:
+saved. The first run renders the images and caches their activations (~11 minutes; 374 MB under
+``index_store/features/cnn-top-probe`` for the default block counts, safe to delete); the default run
+then took 32 minutes, on 2 cores shared with another training job:
 
     PYTHONPATH=. .venv/bin/python scripts/cnn_top_probe.py            # 0, 1 and 5 blocks trained
     PYTHONPATH=. .venv/bin/python scripts/cnn_top_probe.py --blocks 0 1 5 --lr-cnn 1e-5

@@ -37,13 +37,14 @@ from mmr.corpus.images import load_image
 from mmr.corpus.splits import load_benchmark
 from mmr.encoders.efficientnet import preprocess
 from mmr.encoders.registry import load_encoder
+from mmr.methods.univl_dr import MODEL as SERVED
+from mmr.methods.univl_model import MAX_LOGIT_SCALE, image_head
+from mmr.methods.univl_training import contrastive_loss
 from mmr.retrievers.base import Resources
 from mmr.training.common import cosine_with_warmup, minibatches, seed_everything
 from mmr.training.data import IMAGE_ENCODER, TEXT_ENCODER, load_dev_set, load_training_data, mrr_at_10
 from mmr.training.variants import DataOptions
 
-VERBAL_TOP = 5  # the served model's class names per image
-HIDDEN = 768  # the served head's hidden width (UniVLConfig.hidden_dim)
 DEFAULT_BLOCKS = (0, 1, 5)
 
 
@@ -54,16 +55,8 @@ class PixelPath(nn.Module):
         super().__init__()
         self.blocks = nn.ModuleList(copy.deepcopy(list(cnn._blocks[len(cnn._blocks) - blocks :])))
         self.conv_head, self.bn1, self.swish = copy.deepcopy(cnn._conv_head), copy.deepcopy(cnn._bn1), cnn._swish
-        self.proj = nn.Sequential(
-            nn.LayerNorm(cnn._fc.in_features),
-            nn.Linear(cnn._fc.in_features, HIDDEN),
-            nn.GELU(),
-            nn.Dropout(0.1),
-            nn.Linear(HIDDEN, dim),
-        )
-        nn.init.zeros_(self.proj[-1].weight)  # start as the verbalisation alone, as the served model does
-        nn.init.zeros_(self.proj[-1].bias)
-        self.log_scale = nn.Parameter(torch.tensor(np.log(20.0), dtype=torch.float32))
+        self.proj = image_head(SERVED, dim, zero_output=True)  # the served head, from the verbalisation alone
+        self.log_scale = nn.Parameter(torch.tensor(np.log(SERVED.init_scale), dtype=torch.float32))
 
     def cnn_parameters(self) -> list[nn.Parameter]:
         return [*self.blocks.parameters(), *self.conv_head.parameters(), *self.bn1.parameters()]
@@ -142,11 +135,12 @@ def run_variant(args, blocks: int, data: dict) -> list[tuple[int, float]]:
         for batch in tqdm(list(minibatches(n, 64, rng)), desc=f"{blocks} blocks, epoch {epoch}", leave=False):
             rows = data["image_row"][batch]
             documents = model(below_train[rows].float(), data["train_verbal"][rows])
-            logits = model.log_scale.clamp(max=np.log(100.0)).exp() * data["query"][batch] @ documents.T
+            scale = model.log_scale.clamp(max=np.log(MAX_LOGIT_SCALE)).exp()
             groups_in_batch = data["group"][batch]
+            # Another example of the same query or image is masked, not pushed away (its own column stays).
             same = (groups_in_batch[:, None] == groups_in_batch[None, :]) | (rows[:, None] == rows[None, :])
-            same = torch.as_tensor(same & ~np.eye(len(batch), dtype=bool))
-            loss = F.cross_entropy(logits.masked_fill(same, float("-inf")), torch.arange(len(batch)))
+            allowed = torch.as_tensor(~same | np.eye(len(batch), dtype=bool))
+            loss = contrastive_loss(data["query"][batch], documents, scale, allowed)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -186,7 +180,7 @@ def load_data(settings: Settings, resources: Resources, block_counts: list[int],
 
 
 def verbal_vectors(text, words, logits: np.ndarray) -> torch.Tensor:
-    return torch.as_tensor(text.encode(words(logits, VERBAL_TOP)))
+    return torch.as_tensor(text.encode(words(logits, SERVED.verbal_top)))
 
 
 def main() -> None:

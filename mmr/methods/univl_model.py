@@ -103,6 +103,21 @@ class TextTower(nn.Module):
         return self.top(self.bottom(input_ids, attention_mask), attention_mask)
 
 
+def image_head(config: UniVLConfig, dim: int, zero_output: bool) -> nn.Sequential:
+    """The MLP from a pooled image feature into the text space; ``zero_output`` starts it at exactly 0."""
+    head = nn.Sequential(
+        nn.LayerNorm(config.image_dim),
+        nn.Linear(config.image_dim, config.hidden_dim),
+        nn.GELU(),
+        nn.Dropout(config.dropout),
+        nn.Linear(config.hidden_dim, dim),
+    )
+    if zero_output:
+        nn.init.zeros_(head[-1].weight)
+        nn.init.zeros_(head[-1].bias)
+    return head
+
+
 class UniVLModel(nn.Module):
     def __init__(self, bert: nn.Module, config: UniVLConfig):
         super().__init__()
@@ -110,18 +125,9 @@ class UniVLModel(nn.Module):
         self.text = TextTower(bert, config.trainable_layers)
         dim = int(bert.config.hidden_size)
         self.dim = dim
-        self.image_proj = nn.Sequential(
-            nn.LayerNorm(config.image_dim),
-            nn.Linear(config.image_dim, config.hidden_dim),
-            nn.GELU(),
-            nn.Dropout(config.dropout),
-            nn.Linear(config.hidden_dim, dim),
-        )
-        if config.verbalise:
-            # Start as the verbalisation alone (zero-shot level) and let training add what the pixels know;
-            # without words a zero projection would leave nothing to normalise.
-            nn.init.zeros_(self.image_proj[-1].weight)
-            nn.init.zeros_(self.image_proj[-1].bias)
+        # Start as the verbalisation alone (zero-shot level) and let training add what the pixels know;
+        # without words a zero projection would leave nothing to normalise.
+        self.image_proj = image_head(config, dim, zero_output=config.verbalise)
         self.log_scale = nn.Parameter(torch.tensor(math.log(config.init_scale)))
 
     @property

@@ -36,6 +36,13 @@ VARIANTS = {
         replace(EXTRACTOR_STAGE, visual_lr=0.0, word_lr=0.0, extractor_lr=3e-5),
         ciea.EXTRA_LOSS_WEIGHT,
     ),
+    # Controls: the stage with the extractor left at its start (the identity), so that only the visual
+    # module and the class words learn. If these fall as far, the extractor is not what lowers dev.
+    "extractor frozen (visual module and class words only)": (
+        replace(EXTRACTOR_STAGE, extractor_lr=0.0),
+        ciea.EXTRA_LOSS_WEIGHT,
+    ),
+    "extractor frozen, without the second loss": (replace(EXTRACTOR_STAGE, extractor_lr=0.0), 0.0),
     # With ANCE after the extractor stage, as served:
     "served stages (the extractor frozen in ANCE)": (ciea.STAGES, ciea.EXTRA_LOSS_WEIGHT),
     "the extractor trained in ANCE too": (replace(ciea.STAGES, extractor_in_language=True), ciea.EXTRA_LOSS_WEIGHT),

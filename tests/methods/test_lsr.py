@@ -138,6 +138,29 @@ def test_distillation_loss_is_smallest_when_the_student_copies_the_teacher():
     torch.testing.assert_close(distillation_loss(d_dense / tau, q_dense, d_dense, q_dense, tau), copy)
 
 
+def test_hard_negatives_are_the_teachers_nearest_images_to_the_query_never_the_positive_nor_a_text():
+    # documents 0-3 are images, 4-5 texts; query q sits nearest image q
+    queries = torch.eye(4, 3)
+    documents = torch.tensor([[1.0, 0, 0], [0.9, 0.5, 0], [0, 1.0, 0.1], [0, 0.2, 1.0], [1.0, 1.0, 1.0], [5.0, 0, 0]])
+    tables = TeacherTables(
+        queries,
+        [np.zeros(0, np.int64)] * 4,
+        documents,
+        [None] * 4 + [np.zeros(0, np.int64)] * 2,
+        query_row=np.array([0, 1, 2, 3]),
+        document_row=np.array([0, 2, 3, 4]),  # the last example's positive is a text
+        images=4,
+    )
+    tables.mine_image_neighbours(2)
+    # query 0 = (1, 0, 0): its positive (image 0) left out, image 1 (0.9) first; text 5 (5.0) never
+    assert tables.hard_rows[0, 0] == 1
+    assert tables.hard_rows[1].tolist() == [1, 3]  # query (0, 1, 0): image 2 is its positive
+    assert tables.hard_rows[2, 0] == 2  # query (0, 0, 1): image 3 is its positive, image 2 (0.1) next
+    assert (tables.hard_rows[3] == -1).all()  # a text positive gets none
+    drawn = tables.hard_negatives_for(np.array([0, 1, 3]), np.random.default_rng(0))
+    assert len(drawn) == 2 and drawn[0] in tables.hard_rows[0] and drawn[1] in (1, 3)
+
+
 def _toy_training(anneal_fraction: float, epochs: int = 12, **overrides):
     """48 pairs whose queries own 3 random terms; the documents are 'images' (never restricted)."""
     from transformers import BertTokenizerFast

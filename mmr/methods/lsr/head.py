@@ -132,7 +132,8 @@ def distillation_loss(
     teacher_temperature: float,
 ) -> torch.Tensor:
     """Cross-entropy of the sparse in-batch scores against the dense teacher's in-batch softmax,
-    both ways (queries over documents and documents over queries)."""
+    both ways (queries over documents and documents over queries). Documents may outnumber the
+    queries: hard negatives join the batch as documents with no query of their own."""
     student = query_sparse @ doc_sparse.T
     teacher = (query_dense @ doc_dense.T) / teacher_temperature
     forward = torch.nn.functional.cross_entropy(student, teacher.softmax(dim=1))

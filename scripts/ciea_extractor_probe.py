@@ -1,6 +1,6 @@
 """What the served CIEA model's complementary-information extractor does to the dev stamps' visual tokens.
 
-CIEA's extractor stage lowers stamps dev below its start (README, Results; `scripts/ciea_variants.py`
+CIEA's extractor stage lowers stamps dev below its start (docs/findings.md; `scripts/ciea_variants.py`
 shows that it is the extractor's own training that does it). This reads the trained extractor on the
 dev stamps (images only, no queries or labels) and prints:
 

@@ -1,7 +1,7 @@
 """UniVL-DR stage 2 variants from the same stage-1 model, scored on dev only (nothing is saved).
 
 Stage 2 (modality-balanced hard negatives) lowered stamps dev for the served UniVL-DR; this reruns the
-variants the README reports, each from the trained ``dense-inbatch`` model (stage 1), with the rule
+variants docs/findings.md reports, each from the trained ``dense-inbatch`` model (stage 1), with the rule
 the served model was chosen by: the best epoch by the mean dev MRR@10 of both settings. Run after
 `python -m mmr train dense-inbatch` (about 2 minutes of set-up, then under a minute per variant):
 

@@ -51,7 +51,7 @@ STAGES = StageSettings(
     trainable_layers=2,
 )
 # The training data as it is. The stamp repeats that won for dense-inbatch tied here: with `--set
-# stamp_repeats=5` the mean dev MRR@10 of both settings was .296 against .292 (README, Results).
+# stamp_repeats=5` the mean dev MRR@10 of both settings was .296 against .292 (docs/findings.md).
 SERVED_DATA = GridDataOptions(stamp_repeats=1)
 
 

@@ -70,7 +70,7 @@ STAGE2_HEAD_ONLY = True
 # Negatives come from the stage-1 model's ranks 30-200, not the paper's top 100: near-duplicate clip art the
 # qrels do not mark can sit at the top, and would be pushed away as negatives. From the stage-1 model trained
 # with the stamp repeats, the dev mean was .292 for ranks 30-200 against .284 for 0-100 and .288 for 10-100;
-# before the repeats the windows tied (.286). `scripts/univl_stage2_variants.py` reruns them (README, Results).
+# before the repeats the windows tied (.286). `scripts/univl_stage2_variants.py` reruns them (docs/findings.md).
 MINING_RANKS = (30, 200)
 SERVED_DATA = DataOptions()  # stamp pairs five times per epoch; the other options only in exploratory runs
 

@@ -13,8 +13,8 @@ the claim rests on commands anyone can rerun rather than on edited constants:
   that memorises one fixed feature vector per image.
 
 The defaults are what the served ``dense-inbatch`` and ``univl-dr`` models were trained on: stamp pairs
-five times per epoch, chosen by the mean dev MRR@10 of both settings over the data as it is (README,
-Results); ``stamp_repeats=1`` is that data.
+five times per epoch, chosen by the mean dev MRR@10 of both settings over the data as it is
+(docs/findings.md); ``stamp_repeats=1`` is that data.
 """
 
 from __future__ import annotations

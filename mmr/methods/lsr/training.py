@@ -61,7 +61,7 @@ class LSRTraining:
     # a vector keeps, so common terms stay common and their lists long: with the paper's weights (`--dev-only
     # --set penalty=l1 --set penalty_query=0.01 --set penalty_document=0.003`) image documents kept 180 terms
     # and a stamps dev query still met ~73k postings before pruning, where FLOPS 0.03 left 507 terms and ~65k
-    # postings; its dev mean was .250 (README, Results). L1 stays selectable ("l1").
+    # postings; its dev mean was .250 (docs/findings.md). L1 stays selectable ("l1").
     # The weight was chosen on the mean dev MRR@10 of both settings: 0.03 over 0.1 on the labelled pairs alone
     # (.241 vs .231, stamps .193 / .190, mixed .289 / .272); with the WordNet pairs, 0.01 over 0.03 (.260 vs
     # .250, stamps .190 / .192, mixed .331 / .309), at about 1.5x the postings per stamps dev query at full
@@ -92,7 +92,7 @@ class LSRTraining:
     # pairs alone the head fitted them (distillation loss 3.3 -> 1.2) while dev stayed flat. With 12,000
     # more, the mean dev MRR@10 of both settings rose from .241 to .250 (stamps .193 -> .192, mixed
     # .289 -> .309); the teacher encodes them once (~2 minutes), so more would cost the 15-minute budget.
-    # What it cost: denser documents, and terms less often the text's own words (see the README).
+    # What it cost: denser documents, and terms less often the text's own words (docs/findings.md).
     unlabelled_pairs: int = 12_000
     # Hard negatives for distillation (0: none, the paper's in-batch only): each example whose positive is an
     # image brings one more image into its batch, drawn from the teacher's ``hard_negatives`` nearest training

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from mmr.config import Settings
 from mmr.retrievers import RETRIEVERS
+from mmr.retrievers.overview import RetrieverOverview, overview
 from mmr.service import SearchService
 from mmr.store import RatingStore
 
@@ -18,6 +19,11 @@ class AppResources:
 
     def retriever_choices(self, collection: str) -> list[tuple[str, str]]:
         return [(RETRIEVERS[name].label, name) for name in RETRIEVERS if name in self.service.available(collection)]
+
+    def retriever_overview(self) -> list[RetrieverOverview]:
+        """Every retriever loaded for some collection: what it is and what its served model is."""
+        loaded = {name for collection in self.service.collections for name in self.service.available(collection)}
+        return overview(self.settings, loaded)
 
 
 def load_resources(settings: Settings | None = None) -> AppResources:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from mmr.queries import MAX_UPLOAD_BYTES, QueryInputError, prepare_query
+from webui.about import retrievers_markdown
 from webui.cards import (
     MODALITY_CHOICES,
     SEARCH_CSS,
@@ -272,6 +273,8 @@ def _build_detail_panel() -> tuple[gr.Group, gr.Image, gr.Markdown, gr.Button]:
 
 def build_search_tab(resources: AppResources) -> None:
     query = _build_query_panel(resources)
+    with gr.Accordion("What these retrievers are", open=False, elem_id="retriever-overview"):
+        gr.Markdown(retrievers_markdown(resources.retriever_overview()))
     search_button = gr.Button("Search", variant="primary", elem_id="search-button")
     with gr.Row(equal_height=True):
         status = gr.Markdown(elem_id="search-status")

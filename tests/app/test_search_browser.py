@@ -132,6 +132,28 @@ def test_document_view_shows_the_whole_document(running_app, search_page, artifa
     expect(search_page.detail).to_be_hidden()
 
 
+def test_retriever_overview_says_what_each_loaded_retriever_is(running_app, search_page, artifacts_dir):
+    page = search_page.page
+    overview = page.locator("#retriever-overview")
+    overview.get_by_text("What these retrievers are").click()
+    table = overview.locator("table")
+    expect(table).to_be_visible()
+    rows = {row.locator("td").first.inner_text(): row for row in table.locator("tbody tr").all()}
+    # one row per retriever the app loaded: the picker's choices for any collection
+    available = Client(running_app.url, verbose=False).predict(api_name="/judging_options")["collections"]
+    assert {name for names in available.values() for name in names} == {
+        re.search(r"\(([^()]+)\)$", label).group(1) for label in rows
+    }
+    assert rows["BM25 (bm25)"].locator("td").last.inner_text() == "no training"
+    zeroshot = rows["Zero-shot verbalisation (zeroshot-verbal)"].inner_text()
+    assert "baseline" in zeroshot and "ImageNet class names" in zeroshot
+    for label, row in rows.items():
+        served = row.locator("td").last.inner_text()
+        assert served == "no training" or served.startswith("dev MRR@10 "), (label, served)
+    overview.scroll_into_view_if_needed()
+    page.screenshot(path=artifacts_dir / "search-retriever-overview.png")
+
+
 def test_sparse_hit_shows_the_terms_it_shares_with_the_query(running_app, search_page, artifacts_dir):
     available = Client(running_app.url, verbose=False).predict(api_name="/judging_options")["collections"]["stamps"]
     if "lsr" not in available:

@@ -228,19 +228,16 @@ def info() -> None:
 def trained_models_table(settings: Settings) -> str:
     """One row per trained model, from its manifest: what the README's training table quotes."""
     from mmr.retrievers import RETRIEVERS
-    from mmr.training.common import Manifest
+    from mmr.retrievers.overview import overview
 
     lines = [
         "",
         "| model | dev MRR@10 (stamps) | train seconds | data | seed | date |",
         "|---|---|---|---|---|---|",
     ]
-    for name, spec in RETRIEVERS.items():
-        if spec.trainer is None:
-            continue
-        try:
-            m = Manifest.load(settings.models_dir / name)
-        except (FileNotFoundError, ValueError, TypeError):
+    for entry in overview(settings, [name for name, spec in RETRIEVERS.items() if spec.trainer]):
+        name, m = entry.name, entry.manifest
+        if m is None:
             lines.append(f"| {name} | not trained (`python -m mmr train {name}`) | | | | |")
             continue
         lines.append(

@@ -42,3 +42,12 @@ def test_overview_markdown_says_how_each_model_was_chosen_or_how_to_train_it(set
     assert "&lt;im_start&gt;" in row["marvel"] and "<im_start>" not in text
     assert all(line.count("|") == 5 for line in lines if line.startswith("| "))
     assert retrievers_markdown([]).startswith("No retriever is loaded")
+
+
+def test_mmr_info_lists_every_trainable_model_from_its_manifest(settings):
+    from mmr.cli import trained_models_table
+
+    rows = {line.split(" | ")[0].strip("| "): line for line in trained_models_table(settings).splitlines()[3:]}
+    assert set(rows) == {name for name, spec in RETRIEVERS.items() if spec.trainer}
+    assert "| 0.214 | 236 | abc123 | 0 | 2026-11-22T10:00:00+0000 |" in rows["marvel"]
+    assert "not trained (`python -m mmr train ciea`)" in rows["ciea"]

@@ -26,6 +26,21 @@ def _minilm_path() -> str:
     return str(packaged_minilm_path())
 
 
+def _clip_path() -> str:
+    from mmr.encoders.clip import clip_checkpoint_path
+
+    return str(clip_checkpoint_path())
+
+
+def _clip(tower: str) -> EncoderSpec:
+    return EncoderSpec(
+        loader=f"mmr.encoders.clip:CLIP{tower.capitalize()}Encoder",
+        kwargs={"path": _clip_path},
+        install_hint="set MMR_CLIP_PATH to a CLIP checkpoint folder saved with save_pretrained",
+        description=f"CLIP {tower} tower from a local published checkpoint (MMR_CLIP_PATH); none ships here",
+    )
+
+
 def _efficientnet_lite(n: int, image_size: int, default: bool) -> EncoderSpec:
     return EncoderSpec(
         loader="mmr.encoders.efficientnet:EfficientNetLiteEncoder",
@@ -54,6 +69,9 @@ ENCODERS: dict[str, EncoderSpec] = {
         f"efficientnet-lite{n}": _efficientnet_lite(n, size, default=n == 0)
         for n, size in ((0, 224), (1, 240), (2, 260))
     },
+    # The papers' backbone, for a machine that has its weights; no served model uses it (see encoders/clip.py).
+    "clip-text": _clip("text"),
+    "clip-image": _clip("image"),
 }
 
 
@@ -68,7 +86,8 @@ def load_encoder(name: str, device: str | None = None, **overrides) -> Encoder:
     spec = ENCODERS[name]
     module_name, class_name = spec.loader.split(":")
     try:
-        kwargs = {k: (v() if callable(v) else v) for k, v in spec.kwargs.items()}
+        # an override (e.g. a checkpoint path) replaces its entry before the entry is resolved
+        kwargs = {k: (v() if callable(v) else v) for k, v in spec.kwargs.items() if k not in overrides}
         cls = getattr(importlib.import_module(module_name), class_name)
     except ImportError as err:
         raise ImportError(f"encoder {name!r} needs a package that is missing ({err}); {spec.install_hint}") from err

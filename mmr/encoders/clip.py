@@ -1,0 +1,106 @@
+"""CLIP text and image towers from a local checkpoint folder: the backbone UniVL-DR, MARVEL and CIEA use.
+
+Model hubs are unreachable on the machines this project is built on, so no CLIP weights ship with it
+and no served model uses these encoders. They are the loading code for a published checkpoint (e.g.
+openai/clip-vit-base-patch32 saved with ``save_pretrained``) on a machine that has one: point
+``MMR_CLIP_PATH`` at the folder, then ``load_encoder("clip-text")`` / ``load_encoder("clip-image")``.
+Tests run them on a tiny CLIP they create.
+
+An embedding is CLIP's own: the tower's pooled state (the end-of-text token; the image's class token)
+through its projection, L2-normalised, so text and image vectors share one space.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from mmr.device import resolve_device
+from mmr.encoders.base import ImageEncoder, TextEncoder, batched, l2_normalise
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # as in hf_text: never reach for a hub that is not there
+
+CLIP_PATH_VARIABLE = "MMR_CLIP_PATH"
+
+
+def clip_checkpoint_path() -> Path:
+    """The folder ``MMR_CLIP_PATH`` names; a clear error when it is unset or holds no CLIP checkpoint."""
+    value = os.environ.get(CLIP_PATH_VARIABLE)
+    if not value:
+        raise FileNotFoundError(
+            f"no CLIP checkpoint: set {CLIP_PATH_VARIABLE} to a local folder holding one (config.json, weights, "
+            "tokenizer and preprocessor files, as save_pretrained writes them); none ships with this project"
+        )
+    path = Path(value).expanduser()
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(f"{CLIP_PATH_VARIABLE}={value} has no config.json: not a saved CLIP checkpoint")
+    return path
+
+
+@lru_cache(maxsize=2)
+def _load(path: str, device: str):
+    """Model, tokenizer and image processor, loaded once per folder and device for both towers."""
+    from transformers import CLIPImageProcessorPil, CLIPModel, CLIPTokenizerFast
+
+    model = CLIPModel.from_pretrained(path).to(device).eval()
+    # the PIL processor: the default one needs torchvision, which this project does not install
+    return model, CLIPTokenizerFast.from_pretrained(path), CLIPImageProcessorPil.from_pretrained(path)
+
+
+class CLIPTextEncoder(TextEncoder):
+    def __init__(self, name: str, path: str | Path, batch_size: int = 64, device: str | None = None) -> None:
+        self.name, self.batch_size = name, batch_size
+        self.device = resolve_device(device)
+        self.model, self.tokenizer, _ = _load(str(path), self.device)
+        self.dim = int(self.model.config.projection_dim)
+        self.max_length = int(self.model.config.text_config.max_position_embeddings)
+
+    @torch.inference_mode()
+    def encode(self, items: Sequence[str], batch_size: int | None = None, progress: bool | str = False) -> np.ndarray:
+        if not items:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        parts = []
+        for chunk in batched(list(items), batch_size or self.batch_size, progress):
+            batch = self.tokenizer(
+                list(chunk), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+            ).to(self.device)
+            pooled = self.model.text_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            parts.append(self.model.text_projection(pooled.pooler_output).float().cpu().numpy())
+        return l2_normalise(np.concatenate(parts))
+
+
+class CLIPImageEncoder(ImageEncoder):
+    def __init__(self, name: str, path: str | Path, batch_size: int = 32, device: str | None = None) -> None:
+        self.name, self.batch_size = name, batch_size
+        self.device = resolve_device(device)
+        self.model, _, self.processor = _load(str(path), self.device)
+        self.dim = int(self.model.config.projection_dim)
+
+    def pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        rgb = [image.convert("RGB") for image in images]
+        return self.processor(images=rgb, return_tensors="pt")["pixel_values"].to(self.device)
+
+    @torch.inference_mode()
+    def encode(
+        self, items: Sequence[Image.Image], batch_size: int | None = None, progress: bool | str = False
+    ) -> np.ndarray:
+        if not items:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        parts = []
+        for chunk in batched(list(items), batch_size or self.batch_size, progress):
+            pooled = self.model.vision_model(pixel_values=self.pixels(chunk)).pooler_output
+            parts.append(self.model.visual_projection(pooled).float().cpu().numpy())
+        return l2_normalise(np.concatenate(parts))
+
+    @torch.inference_mode()
+    def patch_states(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """(n, patches, hidden): the last layer's patch states, class token left out: what MARVEL projects
+        into its visual tokens (49 of them for ViT-B/32 at 224 pixels)."""
+        hidden = self.model.vision_model(pixel_values=self.pixels(images)).last_hidden_state
+        return hidden[:, 1:].float().cpu().numpy()

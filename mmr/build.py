@@ -104,6 +104,9 @@ def build_indexes(
             spec = retriever_spec(name)
             folder = index_folder(settings, name, collection_name)
             model_ready = (settings.models_dir / name / "manifest.json").exists()
+            if unmet := spec.unmet_requirement():
+                summary.skipped.append(f"{name}/{collection_name}: {unmet}")
+                continue
             if spec.trained and not (include_trained or model_ready):
                 summary.skipped.append(f"{name}/{collection_name}: trained retriever, use `python -m mmr train {name}`")
                 continue

@@ -219,6 +219,9 @@ def info() -> None:
     settings = Settings()
     typer.echo(f"index_store: {settings.index_store}\nratings db:  {settings.db_path}")
     for name, spec in RETRIEVERS.items():
+        if unmet := spec.unmet_requirement():
+            typer.echo(f"  -       {name:<18} {'':<8} {spec.label}: {unmet}")
+            continue
         for collection in collections(settings):
             present = (index_folder(settings, name, collection) / "params.json").exists()
             typer.echo(f"  {'ok     ' if present else 'missing'} {name:<18} {collection:<8} {spec.label}")

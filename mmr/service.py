@@ -1,7 +1,8 @@
 """The search service the app and the CLI share: collections and retrievers loaded once, at start.
 
 A retriever whose index is missing or stale does not take the app down: it is left out and its
-reason is kept in ``load_errors`` so the UI can say what to run.
+reason is kept in ``load_errors`` so the UI can say what to run. One that needs what this machine was
+never given (a CLIP checkpoint) is not an error: it is listed in ``not_configured`` instead.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class SearchService:
     collections: dict[str, Corpus]
     retrievers: dict[tuple[str, str], Retriever] = field(default_factory=dict)
     load_errors: dict[tuple[str, str], str] = field(default_factory=dict)
+    not_configured: dict[str, str] = field(default_factory=dict)  # retriever -> what it needs
 
     @classmethod
     def load(
@@ -57,6 +59,9 @@ class SearchService:
         }
         service = cls(resources, collections)
         for name in retriever_names or list(RETRIEVERS):
+            if unmet := retriever_spec(name).unmet_requirement():
+                service.not_configured[name] = unmet
+                continue
             try:
                 retriever_class = retriever_spec(name).retriever_class()
             except ImportError as err:  # a method's optional dependency is missing: leave it out, say why

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from mmr.retrievers import RETRIEVERS
 from mmr.retrievers.overview import RetrieverOverview
 
 
-def retrievers_markdown(entries: Sequence[RetrieverOverview]) -> str:
+def retrievers_markdown(entries: Sequence[RetrieverOverview], not_configured: Mapping[str, str] | None = None) -> str:
+    """A table of the loaded retrievers, then those this machine was not given what they need for."""
+    waiting = [
+        f"- {RETRIEVERS[name].label} (`{name}`): {need}" for name, need in sorted((not_configured or {}).items())
+    ]
+    if waiting:
+        waiting.insert(0, "\nNot configured on this machine:\n")
     if not entries:
-        return "No retriever is loaded: run `python -m mmr build` (and `python -m mmr train NAME`)."
+        return "\n".join(
+            ["No retriever is loaded: run `python -m mmr build` (and `python -m mmr train NAME`).", *waiting]
+        )
     rows = [
         "| retriever | re-implements | what it does | served model |",
         "|---|---|---|---|",
@@ -23,7 +32,7 @@ def retrievers_markdown(entries: Sequence[RetrieverOverview]) -> str:
         "Dev MRR@10 is on the stamps' dev split (images only), the score each model's checkpoint was chosen by; "
         "test scores are in the README, from `python -m mmr evaluate`."
     )
-    return "\n".join(rows)
+    return "\n".join(rows + waiting)
 
 
 def _served(entry: RetrieverOverview) -> str:

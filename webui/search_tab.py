@@ -274,7 +274,7 @@ def _build_detail_panel() -> tuple[gr.Group, gr.Image, gr.Markdown, gr.Button]:
 def build_search_tab(resources: AppResources) -> None:
     query = _build_query_panel(resources)
     with gr.Accordion("What these retrievers are", open=False, elem_id="retriever-overview"):
-        gr.Markdown(retrievers_markdown(resources.retriever_overview()))
+        gr.Markdown(retrievers_markdown(resources.retriever_overview(), resources.service.not_configured))
     search_button = gr.Button("Search", variant="primary", elem_id="search-button")
     with gr.Row(equal_height=True):
         status = gr.Markdown(elem_id="search-status")

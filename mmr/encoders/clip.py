@@ -12,6 +12,7 @@ through its projection, L2-normalised, so text and image vectors share one space
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from functools import lru_cache
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from mmr.corpus.images import pad_to_square
 from mmr.device import resolve_device
 from mmr.encoders.base import ImageEncoder, TextEncoder, batched, l2_normalise
 
@@ -43,6 +45,24 @@ def clip_checkpoint_path() -> Path:
     return path
 
 
+def checkpoint_tag(path: str | Path, sample: int = 1 << 20) -> str:
+    """A short fingerprint of a checkpoint folder, so that an index built with one checkpoint refuses to
+    load against another: each file's name and size and its first and last ``sample`` bytes (weights of two
+    trainings differ there; hashing whole gigabytes at every start would not be worth it)."""
+    digest = hashlib.sha256()
+    for file in sorted(Path(path).iterdir()):
+        if not file.is_file():
+            continue
+        size = file.stat().st_size
+        digest.update(f"{file.name}\0{size}\n".encode())
+        with file.open("rb") as handle:
+            digest.update(handle.read(sample))
+            if size > sample:
+                handle.seek(max(sample, size - sample))
+                digest.update(handle.read(sample))
+    return digest.hexdigest()[:12]
+
+
 @lru_cache(maxsize=2)
 def _load(path: str, device: str):
     """Model, tokenizer and image processor, loaded once per folder and device for both towers."""
@@ -55,7 +75,7 @@ def _load(path: str, device: str):
 
 class CLIPTextEncoder(TextEncoder):
     def __init__(self, name: str, path: str | Path, batch_size: int = 64, device: str | None = None) -> None:
-        self.name, self.batch_size = name, batch_size
+        self.name, self.batch_size, self.path = name, batch_size, Path(path)
         self.device = resolve_device(device)
         self.model, self.tokenizer, _ = _load(str(path), self.device)
         self.dim = int(self.model.config.projection_dim)
@@ -77,14 +97,16 @@ class CLIPTextEncoder(TextEncoder):
 
 class CLIPImageEncoder(ImageEncoder):
     def __init__(self, name: str, path: str | Path, batch_size: int = 32, device: str | None = None) -> None:
-        self.name, self.batch_size = name, batch_size
+        self.name, self.batch_size, self.path = name, batch_size, Path(path)
         self.device = resolve_device(device)
         self.model, _, self.processor = _load(str(path), self.device)
         self.dim = int(self.model.config.projection_dim)
 
     def pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        rgb = [image.convert("RGB") for image in images]
-        return self.processor(images=rgb, return_tensors="pt")["pixel_values"].to(self.device)
+        # Padded to a square on white first, as the EfficientNet path does: CLIP's centre crop would
+        # otherwise cut the edges off a wide or tall drawing.
+        squares = [pad_to_square(image) for image in images]  # transparency composited on white too
+        return self.processor(images=squares, return_tensors="pt")["pixel_values"].to(self.device)
 
     @torch.inference_mode()
     def encode(
@@ -93,7 +115,8 @@ class CLIPImageEncoder(ImageEncoder):
         if not items:
             return np.zeros((0, self.dim), dtype=np.float32)
         parts = []
-        for chunk in batched(list(items), batch_size or self.batch_size, progress):
+        # sliced batch by batch: a lazy sequence of images is never decoded all at once
+        for chunk in batched(items, batch_size or self.batch_size, progress):
             pooled = self.model.vision_model(pixel_values=self.pixels(chunk)).pooler_output
             parts.append(self.model.visual_projection(pooled).float().cpu().numpy())
         return l2_normalise(np.concatenate(parts))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 
 from mmr.retrievers.base import Resources, Retriever
@@ -20,6 +21,15 @@ class RetrieverSpec:
     # whose defaults they are), when the trainer takes them as ``hp=`` (with ``save=``, so that an exploratory
     # run can leave the served model alone): `mmr train NAME --set KEY=VALUE [--dev-only]`
     hyperparameters: str | None = None
+    # An environment variable that must name an outside resource, a checkpoint no package ships
+    # (``mmr build`` skips the retriever without it, and says so)
+    needs_variable: str | None = None
+
+    def unmet_requirement(self) -> str | None:
+        """What this machine lacks for the retriever (its ``needs_variable`` unset), or None."""
+        if self.needs_variable and not os.environ.get(self.needs_variable):
+            return f"not configured: set {self.needs_variable} (see the README), then run `python -m mmr build`"
+        return None
 
     def retriever_class(self) -> type[Retriever]:
         module_name, class_name = self.loader.split(":")
@@ -40,6 +50,14 @@ RETRIEVERS: dict[str, RetrieverSpec] = {
         "baseline",
         trained=False,
         description="softmax-weighted ImageNet class names embedded by MiniLM; no training",
+    ),
+    "clip-zeroshot": RetrieverSpec(
+        "mmr.retrievers.clip_zeroshot:CLIPZeroShotRetriever",
+        "CLIP zero-shot",
+        "baseline",
+        trained=False,
+        description="CLIP's text and image towers from a local checkpoint; built only where MMR_CLIP_PATH names one",
+        needs_variable="MMR_CLIP_PATH",
     ),
     "lsr": RetrieverSpec(
         "mmr.methods.lsr:LSRRetriever",

@@ -104,7 +104,7 @@ class Resources:
                 return ImageFeatures(data["pooled"], data["logits"], grid)
         encoder = self.encoder(encoder_name)
         loader = load_image if view is None else lambda path: view(load_image(path), path)
-        images = _LazyImages([doc.image_path for doc in documents], loader)
+        images = LazyImages([doc.image_path for doc in documents], loader)
         label = f"{encoder_name} features" + (f" ({view_key})" if view_key else "")
         features = encoder.features(images, keep_grid=keep_grid, progress=label)
         folder.mkdir(parents=True, exist_ok=True)
@@ -119,7 +119,7 @@ class Resources:
         return features
 
 
-class _LazyImages(Sequence):
+class LazyImages(Sequence):
     """Loads images as batches ask for them, so a corpus never sits decoded in memory at once."""
 
     def __init__(self, paths: list[str], loader):

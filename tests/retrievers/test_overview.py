@@ -42,6 +42,10 @@ def test_overview_markdown_says_how_each_model_was_chosen_or_how_to_train_it(set
     assert "&lt;im_start&gt;" in row["marvel"] and "<im_start>" not in text
     assert all(line.count("|") == 5 for line in lines if line.startswith("| "))
     assert retrievers_markdown([]).startswith("No retriever is loaded")
+    # a retriever this machine lacks a checkpoint for is listed apart, with what it needs
+    waiting = retrievers_markdown(overview(settings, ["bm25"]), {"clip-zeroshot": "not configured: set MMR_CLIP_PATH"})
+    assert waiting.splitlines()[-1] == "- CLIP zero-shot (`clip-zeroshot`): not configured: set MMR_CLIP_PATH"
+    assert "(`clip-zeroshot`)" not in waiting.split("Not configured")[0]
 
 
 def test_mmr_info_lists_every_trainable_model_from_its_manifest(settings):

@@ -105,7 +105,7 @@ def build_indexes(
             folder = index_folder(settings, name, collection_name)
             model_ready = (settings.models_dir / name / "manifest.json").exists()
             if unmet := spec.unmet_requirement():
-                summary.skipped.append(f"{name}/{collection_name}: {unmet}")
+                summary.skipped.append(f"{name}/{collection_name}: not configured: {unmet}")
                 continue
             if spec.trained and not (include_trained or model_ready):
                 summary.skipped.append(f"{name}/{collection_name}: trained retriever, use `python -m mmr train {name}`")

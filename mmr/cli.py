@@ -220,7 +220,7 @@ def info() -> None:
     typer.echo(f"index_store: {settings.index_store}\nratings db:  {settings.db_path}")
     for name, spec in RETRIEVERS.items():
         if unmet := spec.unmet_requirement():
-            typer.echo(f"  -       {name:<18} {'':<8} {spec.label}: {unmet}")
+            typer.echo(f"  -       {name:<18} {'':<8} {spec.label}: not configured: {unmet}")
             continue
         for collection in collections(settings):
             present = (index_folder(settings, name, collection) / "params.json").exists()

@@ -26,9 +26,9 @@ class RetrieverSpec:
     needs_variable: str | None = None
 
     def unmet_requirement(self) -> str | None:
-        """What this machine lacks for the retriever (its ``needs_variable`` unset), or None."""
+        """What to do before this retriever can be built here (its ``needs_variable`` is unset), or None."""
         if self.needs_variable and not os.environ.get(self.needs_variable):
-            return f"not configured: set {self.needs_variable} (see the README), then run `python -m mmr build`"
+            return f"set {self.needs_variable} (see the README), then run `python -m mmr build`"
         return None
 
     def retriever_class(self) -> type[Retriever]:

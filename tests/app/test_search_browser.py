@@ -3,6 +3,7 @@ document view and image queries; each test saves a screenshot to test-artifacts/
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -150,6 +151,9 @@ def test_retriever_overview_says_what_each_loaded_retriever_is(running_app, sear
     for label, row in rows.items():
         served = row.locator("td").last.inner_text()
         assert served == "no training" or served.startswith("dev MRR@10 "), (label, served)
+    if not os.environ.get("MMR_CLIP_PATH"):  # the app below inherits this environment
+        expect(overview).to_contain_text("Not configured on this machine:")
+        expect(overview.locator("li", has_text="CLIP zero-shot")).to_contain_text("set MMR_CLIP_PATH")
     overview.scroll_into_view_if_needed()
     page.screenshot(path=artifacts_dir / "search-retriever-overview.png")
 

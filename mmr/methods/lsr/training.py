@@ -74,6 +74,8 @@ class LSRTraining:
     # per stamps dev query; 0.002: .282, 256 terms, ~184k before pruning; 0.003: .272, 256 terms, ~159k):
     # by the rule, the best dev mean wins unless a cheaper one is within .005, so 0.001 is served, at ~2.7x
     # the postings 0.003 served (its queries pruned to 256 terms).
+    # Queries alone at 0.003 (`--set penalty_query=0.003`, documents at 0.001): .280, 256 terms, ~181k: .008
+    # below, so the two weights stay equal.
     penalty: str = "flops"  # a key of SPARSITY_PENALTIES
     penalty_query: float = 0.001
     penalty_document: float = 0.001

@@ -10,7 +10,9 @@ the claim rests on commands anyone can rerun rather than on edited constants:
   caption, closer to the stamps' few-word descriptions than many titles;
 - ``augmented_views``: each training image is also seen as this many augmented copies (mirror, white
   margin, small rotation and crop), their frozen features computed once and cached, against a head
-  that memorises one fixed feature vector per image.
+  that memorises one fixed feature vector per image;
+- ``stamp_fraction`` (with ``stamp_share_seed``): only a share of the stamps' training descriptions,
+  for a learning curve: does dev move with the number of in-domain pairs at all?
 
 The defaults are what the served ``dense-inbatch`` and ``univl-dr`` models were trained on: stamp pairs
 five times per epoch, chosen by the mean dev MRR@10 of both settings over the data as it is
@@ -41,16 +43,24 @@ class DataOptions:
     stamp_repeats: int = 5
     keyword_captions: bool = False
     augmented_views: int = 0
+    # A seeded share of the stamps' training descriptions kept (with all their stamps; 0 keeps none).
+    # Only for the learning curve in docs/findings.md: how dev moves with the in-domain pairs.
+    stamp_fraction: float = 1.0
+    stamp_share_seed: int = 0  # which descriptions a share keeps (another seed, another draw)
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.stamp_fraction <= 1.0:
+            raise ValueError(f"stamp_fraction must be in [0, 1], got {self.stamp_fraction}")
         if self.stamp_repeats < 1:
             raise ValueError(f"stamp_repeats must be at least 1, got {self.stamp_repeats}")
         if self.augmented_views < 0:
             raise ValueError(f"augmented_views must be 0 or more, got {self.augmented_views}")
 
     def apply(self, data: TrainingData, resources: Resources) -> TrainingData:
-        """``data`` with these options applied: views first (they copy the image pairs as they are),
-        then keyword captions, then the repeats of the stamp pairs."""
+        """``data`` with these options applied: the stamp share first, then views (they copy the image pairs
+        as they are), then keyword captions, then the repeats of the stamp pairs."""
+        if self.stamp_fraction < 1.0:
+            data = with_stamp_share(data, self.stamp_fraction, self.stamp_share_seed)
         if self.augmented_views:
             data = with_augmented_views(data, resources, self.augmented_views)
         if self.keyword_captions:
@@ -80,6 +90,15 @@ def with_repeated_stamps(data: TrainingData, repeats: int) -> TrainingData:
     copy instead of pushing the image away from its own description."""
     extra = [e for e in data.examples if _source(data, e) == "tuxpaint"] * (repeats - 1)
     return _replace_examples(data, [*data.examples, *extra])
+
+
+def with_stamp_share(data: TrainingData, fraction: float, seed: int = 0) -> TrainingData:
+    """Only a ``fraction`` of the stamps' distinct descriptions (drawn with ``seed``), each with every stamp
+    it describes, so that a description's stamps stay together as the splits keep them; other pairs stay."""
+    descriptions = sorted({e.group for e in data.examples if _source(data, e) == "tuxpaint"})
+    kept = set(random.Random(seed).sample(descriptions, round(fraction * len(descriptions))))
+    examples = [e for e in data.examples if _source(data, e) != "tuxpaint" or e.group in kept]
+    return _replace_examples(data, examples)
 
 
 def with_keyword_captions(data: TrainingData, limit: int = MAX_KEYWORDS_IN_CAPTION) -> TrainingData:

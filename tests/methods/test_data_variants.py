@@ -66,6 +66,32 @@ def test_stamp_pairs_repeat_in_their_own_group_and_nothing_else_does():
     assert {e.group for e in repeated.examples if e.query == "A cat."} == {"a cat"}
 
 
+def test_a_stamp_share_keeps_whole_descriptions_and_every_other_pair():
+    documents = {f"stamp/{i}": _image(f"stamp/{i}", "tuxpaint") for i in range(8)}
+    documents["clip/frog"] = _image("clip/frog", "openclipart")
+    # descriptions d0-d3, each of two stamps
+    examples = [Example(f"D{i // 2}", f"stamp/{i}", f"d{i // 2}") for i in range(8)]
+    examples.append(Example("AZ-frog", "clip/frog", "az-frog"))
+    data = TrainingData(examples, documents)
+    half = DataOptions(stamp_repeats=1, stamp_fraction=0.5).apply(data, FakeResources())
+    kept = [e.group for e in half.examples if e.group.startswith("d")]
+    assert len(set(kept)) == 2 and len(kept) == 4  # two descriptions, both stamps of each
+    assert "az-frog" in {e.group for e in half.examples}
+    assert DataOptions(stamp_repeats=1, stamp_fraction=0.5).apply(data, FakeResources()).examples == half.examples
+    # the share is taken before the repeats: the kept pairs repeat, the dropped ones stay dropped
+    repeated = DataOptions(stamp_repeats=3, stamp_fraction=0.5).apply(data, FakeResources())
+    assert sorted(e.group for e in repeated.examples if e.group.startswith("d")) == sorted(kept * 3)
+    draws = {
+        frozenset(e.group for e in DataOptions(1, stamp_fraction=0.5, stamp_share_seed=seed).apply(data, None).examples)
+        for seed in range(6)
+    }
+    assert len(draws) > 1  # another seed, another share
+    none = DataOptions(stamp_repeats=1, stamp_fraction=0.0).apply(data, FakeResources())
+    assert [e.group for e in none.examples] == ["az-frog"]
+    with pytest.raises(ValueError, match="stamp_fraction"):
+        DataOptions(stamp_fraction=1.5)
+
+
 def test_keyword_captions_add_the_first_keywords_of_clips_only():
     added = with_keyword_captions(_data()).examples[len(_data().examples) :]
     assert [(e.query, e.positive_id) for e in added] == [("frog, green, animal, pond, amphibian, cartoon", "clip/frog")]

@@ -18,17 +18,11 @@ import scipy.sparse as sp
 
 from mmr.config import Settings
 from mmr.methods.lsr.dev import dev_probes
-from mmr.methods.lsr.model import LSRModel, prune_row
+from mmr.methods.lsr.model import LSRModel, prune_rows
 from mmr.methods.lsr.training import NAME
 from mmr.retrievers.base import Resources
 
 CUTS = (None, 256, 128, 64)  # None keeps every term
-
-
-def pruned(rows: sp.csr_matrix, keep: int | None) -> sp.csr_matrix:
-    if keep is None:
-        return rows
-    return sp.vstack([prune_row(rows[i], keep) for i in range(rows.shape[0])], format="csr")
 
 
 def postings_per_query(queries: sp.csr_matrix, documents: sp.csr_matrix) -> float:
@@ -57,9 +51,9 @@ def main() -> None:
         queries, documents = (sp.csr_matrix(m.numpy()) for m in probe.encode(model.head, model.config.expand_texts))
         dense_work = probe.documents.numel()
         for document_cut in CUTS:
-            kept_documents = pruned(documents, document_cut)
+            kept_documents = prune_rows(documents, document_cut)
             for query_cut in CUTS:
-                kept_queries = pruned(queries, query_cut)
+                kept_queries = prune_rows(queries, query_cut)
                 mrr = probe.mrr(kept_queries, kept_documents)
                 postings = postings_per_query(kept_queries, kept_documents)
                 print(

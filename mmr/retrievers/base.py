@@ -21,7 +21,7 @@ from PIL import Image
 
 from mmr.config import Settings
 from mmr.corpus.format import Corpus
-from mmr.encoders import Encoder, load_encoder
+from mmr.encoders import Encoder, l2_normalise, load_encoder
 from mmr.encoders.efficientnet import ImageFeatures
 from mmr.types import Document, Hit, Query
 
@@ -32,6 +32,19 @@ class ImageView(Protocol):
     key: str
 
     def __call__(self, image: Image.Image, path: str) -> Image.Image: ...
+
+
+def dense_query_vector(query: Query, embed_text, embed_image) -> np.ndarray:
+    """A dense retriever's query vector: its text's and its image's (``embed_text(str)``,
+    ``embed_image(PIL image)``, each one vector), summed and L2-normalised; a query may carry either or both."""
+    parts = []
+    if query.text:
+        parts.append(embed_text(query.text))
+    if query.image is not None:
+        parts.append(embed_image(query.image))
+    if not parts:
+        raise ValueError("a query needs text or an image")
+    return l2_normalise(np.sum(parts, axis=0))
 
 
 class Retriever(ABC):

@@ -14,10 +14,9 @@ import numpy as np
 
 from mmr.corpus.format import Corpus
 from mmr.corpus.images import load_image
-from mmr.encoders import l2_normalise
 from mmr.encoders.clip import checkpoint_tag
 from mmr.index import DenseIndex, IndexParams
-from mmr.retrievers.base import LazyImages, Resources, Retriever
+from mmr.retrievers.base import LazyImages, Resources, Retriever, dense_query_vector
 from mmr.types import Hit, Query
 
 TEXT_ENCODER, IMAGE_ENCODER = "clip-text", "clip-image"
@@ -59,14 +58,11 @@ class CLIPZeroShotRetriever(Retriever):
         return cls(resources, DenseIndex.load(folder, expected=cls.params_for(corpus, resources)))
 
     def embed_query(self, query: Query) -> np.ndarray:
-        parts = []
-        if query.text:
-            parts.append(self.text_encoder.encode([query.text])[0])
-        if query.image is not None:
-            parts.append(self.image_encoder.encode([query.image])[0])
-        if not parts:
-            raise ValueError("a query needs text or an image")
-        return l2_normalise(np.sum(parts, axis=0))
+        return dense_query_vector(
+            query,
+            lambda text: self.text_encoder.encode([text])[0],
+            lambda image: self.image_encoder.encode([image])[0],
+        )
 
     def search(self, query: Query, k: int = 10) -> list[Hit]:
         return self.index.search(self.embed_query(query), k)[0]

@@ -17,10 +17,9 @@ import numpy as np
 
 from mmr.config import BUILD_COMMAND
 from mmr.corpus.format import Corpus
-from mmr.encoders import l2_normalise
 from mmr.encoders.efficientnet import ImageFeatures
 from mmr.index import DenseIndex, IndexMismatchError, IndexParams
-from mmr.retrievers.base import Resources, Retriever
+from mmr.retrievers.base import Resources, Retriever, dense_query_vector
 from mmr.training.common import MANIFEST
 from mmr.types import Hit, Query
 
@@ -100,15 +99,11 @@ class TrainedDenseRetriever(Retriever):
         return cls(resources, model, index)
 
     def embed_query(self, query: Query) -> np.ndarray:
-        parts = []
-        if query.text:
-            parts.append(self.model.encode_texts([query.text])[0])
-        if query.image is not None:
-            features = self.resources.encoder(IMAGE_ENCODER).features([query.image], keep_grid=self.model.needs_grid)
-            parts.append(self.model.encode_images(features)[0])
-        if not parts:
-            raise ValueError("a query needs text or an image")
-        return l2_normalise(np.sum(parts, axis=0))
+        def embed_image(image) -> np.ndarray:
+            features = self.resources.encoder(IMAGE_ENCODER).features([image], keep_grid=self.model.needs_grid)
+            return self.model.encode_images(features)[0]
+
+        return dense_query_vector(query, lambda text: self.model.encode_texts([text])[0], embed_image)
 
     def search(self, query: Query, k: int = 10) -> list[Hit]:
         return self.index.search(self.embed_query(query), k)[0]

@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from mmr.corpus.format import Corpus
-from mmr.encoders import l2_normalise
 from mmr.index import DenseIndex, IndexParams
-from mmr.retrievers.base import Resources, Retriever
+from mmr.retrievers.base import Resources, Retriever, dense_query_vector
 from mmr.types import Hit, Query
 
 TEXT_ENCODER, IMAGE_ENCODER = "minilm-l6", "efficientnet-lite0"
@@ -63,15 +62,11 @@ class VerbalisationRetriever(Retriever):
         return cls(resources, DenseIndex.load(folder, expected=cls.params_for(corpus, dim)))
 
     def embed_query(self, query: Query) -> np.ndarray:
-        parts = []
-        if query.text:
-            parts.append(self.text_encoder.encode([query.text])[0])
-        if query.image is not None:
-            logits = self.image_encoder.features([query.image]).logits
-            parts.append(self.verbaliser.embed(logits)[0])
-        if not parts:
-            raise ValueError("a query needs text or an image")
-        return l2_normalise(np.sum(parts, axis=0))
+        return dense_query_vector(
+            query,
+            lambda text: self.text_encoder.encode([text])[0],
+            lambda image: self.verbaliser.embed(self.image_encoder.features([image]).logits)[0],
+        )
 
     def search(self, query: Query, k: int = 10) -> list[Hit]:
         return self.index.search(self.embed_query(query), k)[0]

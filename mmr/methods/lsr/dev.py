@@ -18,7 +18,7 @@ from mmr.collections import load_collection
 from mmr.config import Settings
 from mmr.corpus.splits import load_benchmark
 from mmr.methods.lsr.head import SparseHead, Vocabulary, document_mask
-from mmr.methods.lsr.model import prune_row
+from mmr.methods.lsr.model import prune_rows
 from mmr.retrievers.base import Resources
 from mmr.retrievers.trained import IMAGE_ENCODER, DualEncoderModel
 from mmr.training.data import mrr_at_10, mrr_at_10_of_scores
@@ -94,13 +94,10 @@ class DevProbe:
 
     def query_cut_scores(self, head: SparseHead, expand: bool, cuts: Sequence[int]) -> dict[int, float]:
         """Dev MRR@10 with each query pruned to its ``cut`` heaviest terms (documents untouched), by the
-        same ``prune_row`` the retriever applies at search time."""
+        same pruning (``prune_row``) the retriever applies at search time."""
         queries, documents = self.encode(head, expand)
         rows, documents = _csr(queries), _csr(documents)
-        return {
-            cut: self.mrr(sp.vstack([prune_row(rows[i], cut) for i in range(rows.shape[0])], format="csr"), documents)
-            for cut in cuts
-        }
+        return {cut: self.mrr(prune_rows(rows, cut), documents) for cut in cuts}
 
 
 def _csr(vectors: torch.Tensor | sp.csr_matrix) -> sp.csr_matrix:

@@ -104,6 +104,13 @@ def prune_row(row: sp.csr_matrix, keep: int | None) -> sp.csr_matrix:
     return pruned
 
 
+def prune_rows(rows: sp.csr_matrix, keep: int | None) -> sp.csr_matrix:
+    """Every row of a sparse matrix pruned as ``prune_row`` prunes one."""
+    if keep is None:
+        return sp.csr_matrix(rows)
+    return sp.vstack([prune_row(rows[i], keep) for i in range(rows.shape[0])], format="csr")
+
+
 def top_terms(row: sp.csr_matrix, vocabulary: Vocabulary, limit: int) -> list[tuple[str, float]]:
     """The ``limit`` heaviest terms of a one-row sparse vector, heaviest first."""
     order = np.argsort(-row.data, kind="stable")[:limit]

@@ -30,6 +30,8 @@ import torch
 from mmr.collections import load_collection
 from mmr.config import Settings
 from mmr.corpus.splits import load_benchmark
+from mmr.encoders.base import l2_normalise
+from mmr.encoders.neighbours import CaptionPool, NeighbourCaptioner
 from mmr.methods.univl_model import UniVLConfig, UniVLEncoder, build_model, load_model, save_model
 from mmr.methods.univl_training import (
     BottomCache,
@@ -51,7 +53,7 @@ log = logging.getLogger(__name__)
 
 NAME, INBATCH_NAME = "univl-dr", "dense-inbatch"
 TEXT_ENCODER = "minilm-l6"  # the verbaliser's class names come from the shared, frozen copy's registry
-MODEL = UniVLConfig()
+MODEL = UniVLConfig(borrowed_neighbours=5)
 # Stage 1 starts with the text tower frozen: CLIP arrives aligned, our image head does not (see train_inbatch).
 # The head starts at zero (the verbalisation alone) and must move gently: at lr 1e-3 stamps dev MRR@10 fell from
 # .173 after one epoch to .111 after 20 as it fitted openclipart's titles; 1e-4 is where it still helps.
@@ -84,7 +86,10 @@ class UniVLDRRetriever(TrainedDenseRetriever):
 
         model, tokenizer = load_model(folder)
         words = resources.verbaliser(TEXT_ENCODER).words
-        return UniVLEncoder(model, tokenizer, words, device=resolve_device(resources.device))
+        captioner = None
+        if model.config.borrowed_neighbours:
+            captioner = NeighbourCaptioner(CaptionPool.load(folder), model.config.borrowed_neighbours)
+        return UniVLEncoder(model, tokenizer, words, device=resolve_device(resources.device), captioner=captioner)
 
 
 class DenseInBatchRetriever(UniVLDRRetriever):
@@ -123,8 +128,14 @@ class TrainingRun:
         self.fingerprint = data.fingerprint
         words = resources.verbaliser(TEXT_ENCODER).words
         features = data.image_features(resources)
-        self.train_set: TrainSet = make_train_set(data, features.pooled, words(features.logits, config.verbal_top))
-        self.dev = [_dev_data(settings, resources, words, config.verbal_top, c, s) for c, s in DEV_SETS]
+        self.pool, self.captioner, borrowed = None, None, None
+        if config.borrowed_neighbours:
+            self.pool = caption_pool(data, features.pooled, resources)
+            self.captioner = NeighbourCaptioner(self.pool, config.borrowed_neighbours)
+            borrowed = self.captioner.embed(features.pooled)  # never a training image's own caption
+        verbal = words(features.logits, config.verbal_top)
+        self.train_set: TrainSet = make_train_set(data, features.pooled, verbal, borrowed)
+        self.dev = [_dev_data(settings, resources, words, config.verbal_top, c, s, self.captioner) for c, s in DEV_SETS]
         self.model, self.tokenizer = build_model(config)
         self.cache = BottomCache(self.model, self.tokenizer)
         ts = self.train_set
@@ -134,6 +145,12 @@ class TrainingRun:
             "%d examples, %d documents; set up in %.0fs", len(ts.queries), len(ts.doc_ids), time.time() - self.start
         )
 
+    def save(self, folder: Path) -> None:
+        """The model and, where it borrows captions, the pool it borrows from (the manifest comes after)."""
+        save_model(self.model, folder)
+        if self.pool is not None:
+            self.pool.save(folder)
+
     def manifest(self, method: str, seed: int, history: list, config: dict, kept: str) -> Manifest:
         """``dev_mrr_at_10`` is the images setting's dev score of the kept checkpoint, as every method reports."""
         entry = next(h for h in history if h["checkpoint"] == kept)
@@ -141,7 +158,22 @@ class TrainingRun:
         return Manifest(method, self.fingerprint, entry["dev_stamps"], seed, seconds, config=config, history=history)
 
 
-def _dev_data(settings: Settings, resources: Resources, words, top: int, collection: str, setting: str) -> DevData:
+def caption_pool(data, pooled: np.ndarray, resources: Resources) -> CaptionPool:
+    """The training images (in ``data.image_ids`` order, ``pooled`` their features) with their captions."""
+    captions = [data.documents[doc_id].text for doc_id in data.image_ids]
+    vectors = resources.encoder(TEXT_ENCODER).encode(captions, progress="borrowed-caption pool")
+    return CaptionPool(list(data.image_ids), np.asarray(pooled, np.float32), captions, l2_normalise(vectors))
+
+
+def _dev_data(
+    settings: Settings,
+    resources: Resources,
+    words,
+    top: int,
+    collection: str,
+    setting: str,
+    captioner: NeighbourCaptioner | None = None,
+) -> DevData:
     corpus = load_collection(settings, collection)
     bench = load_benchmark(settings.benchmark_dir, setting, "dev")
     is_image = np.array([d.modality == "image" for d in corpus.documents])
@@ -152,7 +184,12 @@ def _dev_data(settings: Settings, resources: Resources, words, top: int, collect
     qids = list(bench.queries)
     texts = [next(verbal) if image else d.text for d, image in zip(corpus.documents, is_image)]
     ids = [d.id for d in corpus.documents]
-    return DevData(collection, qids, [bench.queries[q] for q in qids], bench.qrels, ids, texts, is_image, pooled)
+    borrowed = None
+    if captioner is not None:
+        borrowed = torch.zeros((len(corpus), captioner.pool.caption_vectors.shape[1]))
+        borrowed[np.flatnonzero(is_image)] = torch.as_tensor(captioner.embed(features.pooled))
+    queries = [bench.queries[q] for q in qids]
+    return DevData(collection, qids, queries, bench.qrels, ids, texts, is_image, pooled, borrowed)
 
 
 def _stage1_config(config: UniVLConfig, data_options: DataOptions = SERVED_DATA) -> dict:
@@ -187,7 +224,7 @@ def train_inbatch(
     manifest = run.manifest(INBATCH_NAME, seed, history, _stage1_config(MODEL, hp), kept)
     if save:
         folder = settings.models_dir / INBATCH_NAME
-        save_model(run.model, folder)
+        run.save(folder)
         manifest.save(folder)  # last: its hash keys the indexes
     return manifest
 
@@ -240,7 +277,7 @@ def train(settings: Settings, resources: Resources, seed: int = 0) -> Manifest:
         _stage1(run, history)
     best = hard_negative_stage(run, history, seed)
     folder = settings.models_dir / NAME
-    save_model(run.model, folder)
+    run.save(folder)
     config = {
         **_stage1_config(MODEL),
         "stage2": asdict(STAGE2),

@@ -24,6 +24,7 @@ from torch import nn
 from mmr.encoders.base import batched
 from mmr.encoders.efficientnet import ImageFeatures
 from mmr.encoders.hf_text import HFTextEncoder
+from mmr.encoders.neighbours import NeighbourCaptioner
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 MAX_LOGIT_SCALE = 100.0  # CLIP's clamp: a larger scale makes the softmax a hard max and training unstable
@@ -38,6 +39,10 @@ class UniVLConfig:
     dropout: float = 0.1
     verbalise: bool = True
     verbal_top: int = 5  # ImageNet class names per image
+    # Borrowed captions (encoders/neighbours.py): the k nearest training images' captions, added to the
+    # image side at this weight; 0 neighbours leaves them out (the models trained before they existed).
+    borrowed_neighbours: int = 0
+    borrowed_weight: float = 0.5
     max_length: int = 128
     init_scale: float = 20.0
 
@@ -137,8 +142,11 @@ class UniVLModel(nn.Module):
     def text_embedding(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.text.top(hidden, attention_mask), dim=-1)
 
-    def image_embedding(self, pooled: torch.Tensor, verbal: torch.Tensor | None) -> torch.Tensor:
-        """Projected image plus its verbalisation's (normalised) text embedding, summed, then normalised.
+    def image_embedding(
+        self, pooled: torch.Tensor, verbal: torch.Tensor | None, borrowed: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Projected image plus its verbalisation's (normalised) text embedding, plus its borrowed
+        captions' vector at ``borrowed_weight``, summed, then normalised.
 
         The verbal part is unit length so that the projection's learned norm sets how much the pixels
         count against the words.
@@ -146,6 +154,10 @@ class UniVLModel(nn.Module):
         image = self.image_proj(pooled)
         if verbal is not None:
             image = image + verbal
+        if self.config.borrowed_neighbours:
+            if borrowed is None:
+                raise ValueError("this model adds borrowed captions to images: pass their vectors")
+            image = image + self.config.borrowed_weight * borrowed
         return F.normalize(image, dim=-1)
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
@@ -197,10 +209,14 @@ class UniVLEncoder:
         words: Callable[[np.ndarray, int], list[str]],
         device: str = "cpu",
         batch_size: int = 64,
+        captioner: NeighbourCaptioner | None = None,
     ):
+        if model.config.borrowed_neighbours and captioner is None:
+            raise ValueError("this model adds borrowed captions to images: it needs its caption pool")
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
         self.words = words
+        self.captioner = captioner
         self.device = device
         self.batch_size = batch_size
         self.dim = model.dim
@@ -226,5 +242,8 @@ class UniVLEncoder:
         verbal = None
         if self.model.config.verbalise:
             verbal = self._text_vectors(self.words(features.logits, self.model.config.verbal_top))
+        borrowed = None
+        if self.model.config.borrowed_neighbours:
+            borrowed = torch.as_tensor(self.captioner.embed(features.pooled), device=self.device)
         pooled = torch.as_tensor(np.asarray(features.pooled, np.float32), device=self.device)
-        return self.model.image_embedding(pooled, verbal).float().cpu().numpy()
+        return self.model.image_embedding(pooled, verbal, borrowed).float().cpu().numpy()

@@ -116,9 +116,10 @@ class TrainSet:
     doc_is_image: np.ndarray
     doc_texts: list[str]  # a text document's text; an image document's verbalisation
     pooled: torch.Tensor  # (n_images, 1280), row r of an image document is its pooled feature row
+    borrowed: torch.Tensor | None = None  # (n_images, dim) borrowed-caption vectors, where the model uses them
 
 
-def make_train_set(data, pooled: np.ndarray, verbal_words: list[str]) -> TrainSet:
+def make_train_set(data, pooled: np.ndarray, verbal_words: list[str], borrowed: np.ndarray | None = None) -> TrainSet:
     doc_ids = list(data.image_ids) + list(data.text_ids)
     row = {doc_id: r for r, doc_id in enumerate(doc_ids)}
     texts = list(verbal_words) + [data.documents[d].text for d in data.text_ids]
@@ -136,6 +137,7 @@ def make_train_set(data, pooled: np.ndarray, verbal_words: list[str]) -> TrainSe
         is_image,
         texts,
         torch.as_tensor(np.asarray(pooled, np.float32)),
+        None if borrowed is None else torch.as_tensor(np.asarray(borrowed, np.float32)),
     )
 
 
@@ -151,6 +153,7 @@ class DevData:
     doc_texts: list[str]  # a text document's text; an image document's verbalisation (never its caption)
     is_image: np.ndarray
     pooled: torch.Tensor  # (n_docs, channels), zeros for text documents
+    borrowed: torch.Tensor | None = None  # (n_docs, dim) borrowed-caption vectors, zeros for text documents
 
 
 # ----------------------------------------------------------------------------- encoding
@@ -175,7 +178,12 @@ def frozen_texts(model: UniVLModel, cache: BottomCache, chunk: int = 256) -> Tex
 
 
 def embed_documents(
-    model: UniVLModel, text_fn: TextFn, doc_texts: Sequence[str], is_image: np.ndarray, pooled: torch.Tensor
+    model: UniVLModel,
+    text_fn: TextFn,
+    doc_texts: Sequence[str],
+    is_image: np.ndarray,
+    pooled: torch.Tensor,
+    borrowed: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Documents in the given order: images as projection + verbalisation, texts through the text tower."""
     is_image = np.asarray(is_image, bool)
@@ -189,7 +197,8 @@ def embed_documents(
         out[text_rows] = text_vectors[[position[i] for i in text_rows]]
     if len(image_rows):
         verbal = text_vectors[[position[i] for i in image_rows]] if model.config.verbalise else None
-        out[image_rows] = model.image_embedding(pooled[image_rows], verbal)
+        lent = None if borrowed is None else borrowed[image_rows]
+        out[image_rows] = model.image_embedding(pooled[image_rows], verbal, lent)
     return out
 
 
@@ -198,7 +207,11 @@ def embed_rows(model: UniVLModel, text_fn: TextFn, ts: TrainSet, rows: Sequence[
     pooled = torch.zeros((len(rows), ts.pooled.shape[1]))
     image = ts.doc_is_image[rows]
     pooled[np.flatnonzero(image)] = ts.pooled[rows[image]]
-    return embed_documents(model, text_fn, [ts.doc_texts[r] for r in rows], image, pooled)
+    borrowed = None
+    if ts.borrowed is not None:
+        borrowed = torch.zeros((len(rows), ts.borrowed.shape[1]))
+        borrowed[np.flatnonzero(image)] = ts.borrowed[rows[image]]
+    return embed_documents(model, text_fn, [ts.doc_texts[r] for r in rows], image, pooled, borrowed)
 
 
 @torch.no_grad()
@@ -211,7 +224,12 @@ def dev_mrr(model: UniVLModel, text_fn: TextFn, dev: DevData) -> float:
     queries = encode_in_chunks(lambda idx: text_fn([dev.queries[i] for i in idx]), len(dev.queries))
     docs = encode_in_chunks(
         lambda idx: embed_documents(
-            model, text_fn, [dev.doc_texts[i] for i in idx], dev.is_image[idx], dev.pooled[idx]
+            model,
+            text_fn,
+            [dev.doc_texts[i] for i in idx],
+            dev.is_image[idx],
+            dev.pooled[idx],
+            None if dev.borrowed is None else dev.borrowed[idx],
         ),
         len(dev.doc_ids),
     )

@@ -73,7 +73,7 @@ RETRIEVERS: dict[str, RetrieverSpec] = {
         "Dense, in-batch only (DPR-style)",
         "CLIP-DPR",
         trained=True,
-        description="UniVL-DR's stage 1 alone: MiniLM + projected image features, in-batch negatives",
+        description="UniVL-DR's stage 1 alone: image features + class names + borrowed captions; in-batch negatives",
         trainer="mmr.methods.univl_dr:train_inbatch",
         hyperparameters="mmr.methods.univl_dr:SERVED_DATA",
     ),
@@ -82,7 +82,7 @@ RETRIEVERS: dict[str, RetrieverSpec] = {
         "UniVL-DR",
         "UniVL-DR",
         trained=True,
-        description="image + class-name verbalisation summed; modality-balanced hard negatives after in-batch",
+        description="image + verbalisation (class names, borrowed captions); modality-balanced hard negatives",
         trainer="mmr.methods.univl_dr:train",
     ),
     "procrustes": RetrieverSpec(

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from mmr.encoders.efficientnet import ImageFeatures
+from mmr.encoders.neighbours import CaptionPool, NeighbourCaptioner
 from mmr.methods.univl_model import UniVLConfig, UniVLEncoder, build_model, load_model, save_model
 from mmr.methods.univl_training import (
     BottomCache,
@@ -144,6 +145,40 @@ def test_image_document_is_projection_plus_verbalisation_then_normalised(tiny_be
     plain = encoder.encode_images(ImageFeatures(pooled, logits, None))
     np.testing.assert_allclose(plain, F.normalize(projected, dim=-1).numpy(), atol=1e-5)
     np.testing.assert_allclose(plain, encoder.encode_images(ImageFeatures(pooled, logits[::-1].copy(), None)))
+
+
+def test_borrowed_captions_join_the_image_side_the_same_way_in_training_and_serving(tiny_bert):
+    model, tokenizer = build_model(tiny_config(tiny_bert, borrowed_neighbours=2, borrowed_weight=0.5))
+    torch.nn.init.normal_(model.image_proj[-1].weight, std=0.5)
+    rng = np.random.default_rng(3)
+    pool_features = rng.normal(size=(6, 8)).astype(np.float32)
+    captions = ["a red cat", "a red cat", "big house", "big house", "green tree", "green tree"]
+    vectors = F.normalize(torch.randn(6, model.dim), dim=-1).numpy()  # stand-ins for the captions' embeddings
+    captioner = NeighbourCaptioner(CaptionPool([f"p{i}" for i in range(6)], pool_features, captions, vectors), k=2)
+    with pytest.raises(ValueError, match="caption pool"):
+        UniVLEncoder(model, tokenizer, words)
+    encoder = UniVLEncoder(model, tokenizer, words, captioner=captioner)
+    pooled = pool_features[[0, 2, 4, 1]] + 0.05 * rng.normal(size=(4, 8)).astype(np.float32)
+    logits = np.eye(4, 8, dtype=np.float32) * 5
+    served = encoder.encode_images(ImageFeatures(pooled, logits, None))
+    with torch.no_grad():
+        projected = model.image_proj(torch.from_numpy(pooled))
+        verbal = torch.from_numpy(encoder.encode_texts(words(logits, 2)))
+        borrowed = torch.from_numpy(captioner.embed(pooled))
+        expected = F.normalize(projected + verbal + 0.5 * borrowed, dim=-1).numpy()
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+    # The neighbours, not the pixels' words alone, make the difference: another pool changes the embedding.
+    shuffled = CaptionPool(captioner.pool.ids, pool_features, captions[::-1], vectors[::-1])
+    other = UniVLEncoder(model, tokenizer, words, captioner=NeighbourCaptioner(shuffled, k=2))
+    assert np.abs(other.encode_images(ImageFeatures(pooled, logits, None)) - served).max() > 1e-2
+    # Training embeds the same rows the same way.
+    data, _ = toy_data()
+    ts = make_train_set(data, pooled, words(logits, 2), captioner.embed(pooled))
+    cache = BottomCache(model, tokenizer)
+    cache.add(ts.queries + ts.doc_texts)
+    with torch.no_grad():
+        trained = embed_rows(model, trainable_texts(model, cache), ts, range(4)).numpy()
+    np.testing.assert_allclose(trained, served, atol=3e-3)  # float16 cache
 
 
 # ----------------------------------------------------------------------------- stage-2 loss

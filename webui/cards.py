@@ -18,6 +18,7 @@ MODALITY_FILTERS: dict[str, str | None] = {"all": None, "images": "image", "text
 MODALITY_CHOICES = [("All", "all"), ("Images", "images"), ("Texts", "texts")]
 CARD_TEXT_CHARS = 140
 CARD_TERMS = 4  # shared sparse terms on a card; the detail view lists them all
+CARD_BORROWED = 2  # borrowed captions on a card; the detail view lists them all
 
 # Injected into <head> by the tab itself, so the tab brings its own look wherever it is mounted.
 # Gradio renders a Group as two nested divs with the same id and classes: the inner twin is reset.
@@ -97,10 +98,16 @@ def card_markdown(doc: Document, hit: dict, elsewhere: list[tuple[str, int, floa
         head += f" · {html.escape(category)}"
     text = html.escape(_clip(doc.text, CARD_TEXT_CHARS)) if doc.text else ""
     lines = [head, text]
-    shared = (hit.get("explanation") or {}).get("shared_terms")
+    explanation = hit.get("explanation") or {}
+    shared = explanation.get("shared_terms")
     if shared:
         terms = ", ".join(html.escape(t["term"]) for t in shared[:CARD_TERMS])
         lines.append(f'<span title="terms the query and this document share, heaviest first">shared: {terms}</span>')
+    borrowed = explanation.get("borrowed_captions")
+    if borrowed:
+        captions = "; ".join(html.escape(_clip(b["caption"], 40)) for b in borrowed[:CARD_BORROWED])
+        tip = "captions of the training images that look most like this one, which its embedding adds"
+        lines.append(f'<span title="{tip}">borrowed: {captions}</span>')
     if elsewhere:
         also = ", ".join(f"{html.escape(label)} #{rank}" for label, rank, _ in elsewhere)
         lines.append(f'<span class="also-badge" title="also returned by other retrievers">also: {also}</span>')
@@ -159,6 +166,33 @@ def _terms(terms: list[dict]) -> str:
 
 
 def explanation_markdown(explanation: dict, by: str) -> list[str]:
+    """What the retriever says about the match: a sparse one's terms, or a dense image side's words."""
+    if "borrowed_captions" in explanation:
+        return verbalisation_markdown(explanation, by)
+    return sparse_markdown(explanation, by)
+
+
+def verbalisation_markdown(explanation: dict, by: str) -> list[str]:
+    """The words a UniVL-DR-style model adds to an image's embedding: class names and borrowed captions."""
+    lines = [
+        f"#### What {html.escape(by)} reads in this image",
+        f"**Class names (ImageNet, from the pixels):** {html.escape(explanation['class_names'])}",
+    ]
+    borrowed = explanation["borrowed_captions"]
+    if not borrowed:
+        return lines
+    lines += [
+        "",
+        f"**Borrowed captions**, added at weight {explanation['borrowed_weight']:g}: the captions of the training "
+        "images that look most like this one (never its own):",
+        "",
+        "| borrowed caption | weight |",
+        "|---|---|",
+    ]
+    return lines + [f"| {html.escape(b['caption'])} | {b['weight']:.2f} |" for b in borrowed]
+
+
+def sparse_markdown(explanation: dict, by: str) -> list[str]:
     """A sparse match laid open: the shared terms with their share of the score, then each side's top terms."""
     lines = [
         f"#### Why {html.escape(by)} matched: score {explanation['score']:.3f} from shared terms",

@@ -15,6 +15,7 @@ frozen text encoder; models add it to the image side (``univl_model.UniVLModel.i
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,12 @@ class CaptionPool:
         sizes = {len(self.ids), len(self.features), len(self.captions), len(self.caption_vectors)}
         if len(sizes) != 1:
             raise ValueError(f"a caption pool needs one id, feature row, caption and vector per image, got {sizes}")
+
+    @classmethod
+    def build(cls, ids: Sequence[str], features: np.ndarray, captions: Sequence[str], text_encoder) -> CaptionPool:
+        """A pool from training images' ids, features and captions; ``text_encoder`` embeds the captions."""
+        vectors = text_encoder.encode(list(captions), progress="borrowed-caption pool")
+        return cls(list(ids), np.asarray(features, np.float32), list(captions), l2_normalise(vectors))
 
     def save(self, folder: Path) -> None:
         np.savez(
@@ -90,6 +97,12 @@ class NeighbourCaptioner:
         """(n, dim) L2-normalised weighted mean of each image's neighbours' caption vectors."""
         rows, weights = self.neighbours(pooled)
         return l2_normalise(np.einsum("nk,nkd->nd", weights, self.pool.caption_vectors[rows]))
+
+    def caption_text(self, pooled: np.ndarray, count: int) -> list[str]:
+        """Each image's ``count`` nearest borrowed captions as one text, nearest first: a caption for
+        models that read an image's caption as words (MARVEL's and CIEA's image documents)."""
+        rows, _ = self.neighbours(pooled)
+        return ["; ".join(self.pool.captions[r] for r in row[:count]) for row in rows]
 
     def captions(self, pooled: np.ndarray) -> list[list[tuple[str, float]]]:
         """Each image's borrowed captions with their weights, heaviest first (what the app shows)."""

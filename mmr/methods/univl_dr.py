@@ -22,6 +22,7 @@ import logging
 import os
 import time
 from dataclasses import asdict
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ import torch
 from mmr.collections import load_collection
 from mmr.config import Settings
 from mmr.corpus.splits import load_benchmark
-from mmr.encoders.base import l2_normalise
+from mmr.encoders.efficientnet import ImageFeatures
 from mmr.encoders.neighbours import CaptionPool, NeighbourCaptioner
 from mmr.methods.univl_model import UniVLConfig, UniVLEncoder, build_model, load_model, save_model
 from mmr.methods.univl_training import (
@@ -48,6 +49,7 @@ from mmr.retrievers.trained import IMAGE_ENCODER, TrainedDenseRetriever
 from mmr.training.common import BestCheckpoint, Manifest, seed_everything
 from mmr.training.data import load_training_data
 from mmr.training.variants import DataOptions
+from mmr.types import Query
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,30 @@ class UniVLDRRetriever(TrainedDenseRetriever):
         if model.config.borrowed_neighbours:
             captioner = NeighbourCaptioner(CaptionPool.load(folder), model.config.borrowed_neighbours)
         return UniVLEncoder(model, tokenizer, words, device=resolve_device(resources.device), captioner=captioner)
+
+    def explain(self, query: Query, doc_id: str) -> dict | None:
+        """What an image document's side says in words: its class names and the captions it borrowed."""
+        encoder: UniVLEncoder = self.model
+        if self.corpus is None or doc_id not in self.corpus or self.corpus[doc_id].modality != "image":
+            return None
+        rows, features = self._corpus_images
+        row = rows[doc_id]
+        explanation = {
+            "method": self.name,
+            "class_names": encoder.words(features.logits[row : row + 1], encoder.model.config.verbal_top)[0],
+            "borrowed_captions": [],
+        }
+        if encoder.captioner is not None:
+            borrowed = encoder.captioner.captions(features.pooled[row : row + 1])[0]
+            explanation["borrowed_captions"] = [{"caption": text, "weight": weight} for text, weight in borrowed]
+            explanation["borrowed_weight"] = encoder.model.config.borrowed_weight
+        return explanation
+
+    @cached_property
+    def _corpus_images(self) -> tuple[dict[str, int], ImageFeatures]:
+        # The index build encoded these already (cached on disk): loaded once, not per explained hit.
+        images = self.corpus.of_modality("image")
+        return {doc.id: row for row, doc in enumerate(images)}, self.resources.image_features(images, IMAGE_ENCODER)
 
 
 class DenseInBatchRetriever(UniVLDRRetriever):
@@ -161,8 +187,7 @@ class TrainingRun:
 def caption_pool(data, pooled: np.ndarray, resources: Resources) -> CaptionPool:
     """The training images (in ``data.image_ids`` order, ``pooled`` their features) with their captions."""
     captions = [data.documents[doc_id].text for doc_id in data.image_ids]
-    vectors = resources.encoder(TEXT_ENCODER).encode(captions, progress="borrowed-caption pool")
-    return CaptionPool(list(data.image_ids), np.asarray(pooled, np.float32), captions, l2_normalise(vectors))
+    return CaptionPool.build(data.image_ids, pooled, captions, resources.encoder(TEXT_ENCODER))
 
 
 def _dev_data(

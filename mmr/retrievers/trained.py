@@ -45,10 +45,11 @@ def model_fingerprint(folder: Path) -> str:
 class TrainedDenseRetriever(Retriever):
     name: ClassVar[str]
 
-    def __init__(self, resources: Resources, model: DualEncoderModel, index: DenseIndex):
+    def __init__(self, resources: Resources, model: DualEncoderModel, index: DenseIndex, corpus: Corpus | None = None):
         self.resources = resources
         self.model = model
         self.index = index
+        self.corpus = corpus  # what an explanation looks documents up in
 
     @classmethod
     @abstractmethod
@@ -84,7 +85,7 @@ class TrainedDenseRetriever(Retriever):
         params = cls.params_for(corpus, model.dim, resources)
         index = DenseIndex(vectors, [d.id for d in corpus.documents], params)
         index.save(folder)
-        return cls(resources, model, index)
+        return cls(resources, model, index, corpus)
 
     @classmethod
     def load(cls, corpus: Corpus, resources: Resources, folder: Path) -> TrainedDenseRetriever:
@@ -96,7 +97,7 @@ class TrainedDenseRetriever(Retriever):
             index = DenseIndex.load(folder, expected=expected)
         except IndexMismatchError as err:
             raise IndexMismatchError(f"{err} (or `python -m mmr train {cls.name}`)") from err
-        return cls(resources, model, index)
+        return cls(resources, model, index, corpus)
 
     def embed_query(self, query: Query) -> np.ndarray:
         def embed_image(image) -> np.ndarray:

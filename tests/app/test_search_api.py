@@ -195,3 +195,20 @@ def test_sparse_hits_come_with_the_terms_they_share_with_the_query(running_app, 
             floor = 0.0 if every_term_shown else weights[-1]
             names = {t["term"] for t in shown}
             assert all(t["term"] in names for t in explanation["shared_terms"] if t[weight_key] > floor), side
+
+
+def test_univl_image_hits_say_which_captions_they_borrowed(running_app, client):
+    """UniVL-DR's image hits carry their class names and the training captions their embedding borrowed."""
+    available = client.predict(api_name="/judging_options")["collections"]["stamps"]
+    if "univl-dr" not in available:
+        pytest.skip("no trained UniVL-DR model in index_store/models (run `python -m mmr train univl-dr`)")
+    answer = client.predict("a frog", "stamps", ["univl-dr"], 5, api_name="/search_json")
+    (result,) = answer["results"]
+    assert set(result["explanations"]) == {hit["doc_id"] for hit in result["hits"]}  # every hit is an image
+    for hit in result["hits"]:
+        explanation = result["explanations"][hit["doc_id"]]
+        assert explanation["class_names"]
+        borrowed = explanation["borrowed_captions"]
+        assert len(borrowed) == 5 and all(b["caption"] for b in borrowed)
+        weights = [b["weight"] for b in borrowed]
+        assert weights == sorted(weights, reverse=True) and sum(weights) == pytest.approx(1.0, abs=1e-4)

@@ -70,3 +70,21 @@ def test_card_and_detail_show_the_shared_terms():
     assert "| red | 1.00 | 3.00 | 3.000 |" in detail
     assert "**Document's top terms:** tree (4.00), red (3.00)" in detail
     assert "Why" not in document_markdown(docs["d2"], [], None, "x")
+
+
+def test_card_and_detail_show_what_a_dense_model_reads_in_an_image():
+    doc = Document("img", "image", "A frog.", image_path="/nowhere.png")
+    explanation = {
+        "method": "univl-dr",
+        "class_names": "tree frog, bullfrog",
+        "borrowed_captions": [{"caption": "green frog", "weight": 0.7}, {"caption": "A toad.", "weight": 0.3}],
+        "borrowed_weight": 0.5,
+    }
+    hit = {"rank": 1, "score": 0.9, "doc_id": "img", "explanation": explanation}
+    assert "borrowed: green frog; A toad." in card_markdown(doc, hit, [])
+    assert "shared:" not in card_markdown(doc, hit, [])
+    detail = document_markdown(doc, [], explanation, "UniVL-DR")
+    assert "What UniVL-DR reads in this image" in detail
+    assert "tree frog, bullfrog" in detail and "added at weight 0.5" in detail
+    assert "| green frog | 0.70 |" in detail and "| A toad. | 0.30 |" in detail
+    assert "Why" not in detail  # not laid out as a sparse match

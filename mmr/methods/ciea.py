@@ -8,14 +8,16 @@ its outputs replace the patches. A second loss (weight 0.1) ties the query, with
 removed, to the image-only embedding of its positive image.
 
 Adaptation to this benchmark, where an image document has no caption (the stamp's description is the
-query): the caption of an image is its *verbalisation*, the top ImageNet-1k class names of its own
-logits, derived from the image alone at training and at indexing time alike. It is appended after
-``<im_end>`` as MARVEL/CIEA append a caption, and it is what the extractor compares patches with, so the
-visual tokens are pushed to carry what the class names miss. "The query with the caption's tokens
-removed" is then the query minus the wordpieces of its positive image's verbalisation: for an
-image-caption pair that is the part of the caption the class names do not explain, which the image
-alone must match. Examples left with no content word are skipped by that loss. Without any caption
-(e.g. the image-only documents of the second loss) every weight is 1.
+query): the caption of an image is what it borrows, from the image alone, at training and at indexing
+time alike: the captions of the three training images that look most like it, never its own
+(visual_captions.py; MARVEL's documents carry the same). It is appended after ``<im_end>`` as
+MARVEL/CIEA append a caption, and it is what the extractor compares patches with, so the visual tokens
+are pushed to carry what the borrowed captions miss. "The query with the caption's tokens removed" is
+then the query minus the wordpieces of its positive image's borrowed captions: for an image-caption
+pair that is the part of the caption its look-alikes do not explain, which the image alone must match.
+Examples left with no content word are skipped by that loss. Without any caption (e.g. the image-only
+documents of the second loss) every weight is 1. Models saved before borrowed captions used the top
+ImageNet class names as the caption (``caption_words``); they still load.
 
 CIEA starts from the trained MARVEL model (``python -m mmr train marvel``) when it exists, as CIEA
 fine-tunes MARVEL; otherwise from MiniLM, running every stage.
@@ -35,8 +37,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmr.config import Settings
+from mmr.encoders.neighbours import CaptionPool
 from mmr.index import IndexMismatchError
 from mmr.methods import marvel
+from mmr.methods.visual_captions import (
+    BORROWED_CAPTIONS,
+    SAVED_KEY,
+    Captioner,
+    borrowed_captioner,
+    saved_captioner,
+    table_caption_pool,
+)
 from mmr.methods.visual_states import DevTable, LayerStates, TrainingTable, grid_rows, load_tables
 from mmr.methods.visual_tokens import VisualTokenDualEncoder, VisualTokenEncoder, load_saved
 from mmr.methods.visual_training import StageSettings, StageTrainer
@@ -48,7 +59,7 @@ from mmr.training.variants import DataOptions
 log = logging.getLogger(__name__)
 
 NAME = "ciea"
-CAPTION_WORDS = 5  # top ImageNet classes in an image's verbalisation (5 scored best on dev, frozen MiniLM)
+CAPTION_WORDS = 5  # top ImageNet classes in the caption of models saved before borrowed captions
 EXTRA_LOSS_WEIGHT = 0.1  # CIEA's lambda
 STAGES = StageSettings(  # fine-tunes MARVEL: a short extractor stage, then ANCE (MARVEL did the DPR stage)
     batch_size=64,
@@ -149,7 +160,7 @@ class ResidualQueryLoss:
         self._fixed: torch.Tensor | None = None
         self._states: tuple[LayerStates, LayerStates] | None = None
         log.info(
-            "ciea: %d of %d image examples keep words beyond their verbalisation",
+            "ciea: %d of %d image examples keep words beyond their caption",
             len(self.residuals),
             len(table.image_examples()),
         )
@@ -212,7 +223,14 @@ class CieaRetriever(TrainedDenseRetriever):
     @classmethod
     def load_model(cls, folder: Path, resources: Resources) -> VisualTokenDualEncoder:
         encoder, saved = load_saved(folder, extractor=_extractor_for(folder))
-        return VisualTokenDualEncoder(encoder, captioner=lambda logits: verbalise(logits, saved["caption_words"]))
+        captioner = saved_captioner(folder, saved)
+        if captioner is None:  # saved before borrowed captions: the caption is the top class names
+            captioner = class_name_captioner(saved["caption_words"])
+        return VisualTokenDualEncoder(encoder, captioner=captioner)
+
+
+def class_name_captioner(top: int = CAPTION_WORDS) -> Captioner:
+    return lambda features: verbalise(features.logits, top)
 
 
 def _extractor_for(folder: Path) -> ComplementExtractor:
@@ -244,18 +262,20 @@ def fit(
     seed: int = 0,
     stages: StageSettings = STAGES,
     loss_weight: float = EXTRA_LOSS_WEIGHT,
+    pool: CaptionPool | None = None,
 ) -> tuple[VisualTokenEncoder, StageTrainer, str]:
     """CIEA's stages from MARVEL (or MiniLM): the model left in its best dev state, the trainer (its
-    ``best`` and ``history``) and what it started from. Each call starts afresh from the same seed."""
+    ``best`` and ``history``) and what it started from. Each call starts afresh from the same seed.
+    ``pool`` is what images borrow captions from (the training table's images unless given)."""
     rng = seed_everything(seed)
     model, start = _start(resources)
     if not start.startswith("marvel@"):  # no MARVEL to fine-tune: add the DPR stage MARVEL would have run
         stages = replace(stages, dpr_epochs=marvel.STAGES.dpr_epochs)
-    captioner = lambda logits: verbalise(logits, CAPTION_WORDS)  # noqa: E731
+    captioner = borrowed_captioner(pool or table_caption_pool(table, resources))
     trainer = StageTrainer(model, table, dev, stages, rng, captioner=captioner)
     residual = ResidualQueryLoss(table, trainer.captions, model.tokenizer, loss_weight, language_stages=False)
     trainer.auxiliary = residual
-    trainer.run(score_start=True)  # MARVEL + verbalised captions, before any CIEA training: a reference
+    trainer.run(score_start=True)  # MARVEL + borrowed captions, before any CIEA training: a reference
     return model, trainer, start
 
 
@@ -273,13 +293,14 @@ def train(
     hp = hp or marvel.SERVED_DATA
     torch.set_num_threads(marvel.THREADS)
     table, dev = load_tables(settings, resources, hp)
-    model, trainer, start = fit(resources, table, dev, seed, stages)
+    pool = table_caption_pool(table, resources)
+    model, trainer, start = fit(resources, table, dev, seed, stages, pool=pool)
     config = {
         "stages": asdict(trainer.settings),
         "model": asdict(model.config),
         "best": trainer.best.tag,
         "start": start,
-        "caption_words": CAPTION_WORDS,
+        SAVED_KEY: BORROWED_CAPTIONS,
         "extra_loss_weight": EXTRA_LOSS_WEIGHT,
         "data": asdict(hp),
     }
@@ -294,7 +315,8 @@ def train(
     )
     if save:
         folder = resources.settings.models_dir / NAME
-        extra = {"method": NAME, "caption_words": CAPTION_WORDS, "stages": asdict(trainer.settings)}
+        extra = {"method": NAME, SAVED_KEY: BORROWED_CAPTIONS, "stages": asdict(trainer.settings)}
         model.save(folder, extra=extra)
+        pool.save(folder)
         manifest.save(folder)  # last: its hash keys the indexes built from this model
     return manifest

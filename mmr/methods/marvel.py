@@ -1,13 +1,15 @@
 """MARVEL (OpenMatch/MARVEL): an image enters the text encoder as visual tokens, one encoder for all.
 
-Document encoder: ``[CLS] <im_start> v1..v49 <im_end> [SEP]`` through a trainable copy of MiniLM, where
-v_i is a frozen EfficientNet-Lite0 grid cell through ``Linear(1280 -> 384)`` (visual_tokens.py). Image
-documents are image-only here: a stamp's description is its query, so no caption exists at retrieval
-time. Text documents and queries go through the same MiniLM without visual tokens.
+Document encoder: ``[CLS] <im_start> v1..v49 <im_end> caption [SEP]`` through a trainable copy of MiniLM,
+where v_i is a frozen EfficientNet-Lite0 grid cell through ``Linear(1280 -> 384)`` (visual_tokens.py).
+A stamp's description is its query, so an image document has no caption of its own: it borrows the
+captions of the three training images that look most like it (visual_captions.py), as MARVEL's WebQA
+documents carry theirs. Text documents and queries go through the same MiniLM without visual tokens.
 
 Training follows MARVEL's four stages (visual_training.py): visual-module pretraining with the
-language model frozen, DPR in-batch training with vision frozen, mining with the model's own index,
-ANCE with one image and one text hard negative per query. Departures for the CPU budget: the
+language model frozen (image-only documents against their captions, as the paper's), DPR in-batch
+training with vision frozen, mining with the model's own index, ANCE with one image and one text hard
+negative per query. Departures for the CPU budget: the
 language-model stages train MiniLM's top layers only, and mean pooling replaces T5's first decoder
 state (see visual_tokens.py).
 """
@@ -22,6 +24,13 @@ from pathlib import Path
 import torch
 
 from mmr.config import Settings
+from mmr.methods.visual_captions import (
+    BORROWED_CAPTIONS,
+    SAVED_KEY,
+    borrowed_captioner,
+    saved_captioner,
+    table_caption_pool,
+)
 from mmr.methods.visual_states import load_tables
 from mmr.methods.visual_tokens import (
     VisualTokenConfig,
@@ -60,8 +69,8 @@ class MarvelRetriever(TrainedDenseRetriever):
 
     @classmethod
     def load_model(cls, folder: Path, resources: Resources) -> VisualTokenDualEncoder:
-        encoder, _ = load_saved(folder)
-        return VisualTokenDualEncoder(encoder)
+        encoder, saved = load_saved(folder)
+        return VisualTokenDualEncoder(encoder, captioner=saved_captioner(folder, saved))
 
 
 def new_encoder(resources: Resources, path: str | Path | None = None) -> VisualTokenEncoder:
@@ -97,7 +106,9 @@ def train(
     table, dev = load_tables(settings, resources, hp)
     log.info("marvel: %d examples, %d images, %d text documents", len(table.queries), table.n_images, len(table.texts))
     model = new_encoder(resources)
-    trainer = StageTrainer(model, table, dev, stages, rng)
+    pool = table_caption_pool(table, resources)
+    captioner = borrowed_captioner(pool)
+    trainer = StageTrainer(model, table, dev, stages, rng, captioner=captioner, captions_in_pretraining=False)
     trainer.run()
     manifest = Manifest(
         NAME,
@@ -112,11 +123,13 @@ def train(
             "text_encoder": "all-MiniLM-L6-v2",
             "image_encoder": "efficientnet-lite0",
             "data": asdict(hp),
+            SAVED_KEY: BORROWED_CAPTIONS,
         },
         history=trainer.history,
     )
     if save:
         folder = resources.settings.models_dir / NAME
-        model.save(folder, extra={"method": NAME, "stages": asdict(stages)})
+        model.save(folder, extra={"method": NAME, "stages": asdict(stages), SAVED_KEY: BORROWED_CAPTIONS})
+        pool.save(folder)
         manifest.save(folder)  # last: its hash keys the indexes built from this model
     return manifest

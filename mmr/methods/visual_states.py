@@ -30,6 +30,8 @@ class TrainingTable:
     texts: list[str]  # text documents, rows n_images .. end
     doc_ids: list[str]
     fingerprint: str = ""  # of the training examples, for the manifest
+    pooled: np.ndarray | None = None  # (n_images, channels): what borrowed captions are found by
+    image_captions: list[str] | None = None  # each training image's own caption: what others borrow
 
     @classmethod
     def from_data(cls, data: TrainingData, features: ImageFeatures) -> TrainingTable:
@@ -44,6 +46,8 @@ class TrainingTable:
             texts=[data.documents[i].text for i in data.text_ids],
             doc_ids=doc_ids,
             fingerprint=data.fingerprint,
+            pooled=features.pooled,
+            image_captions=[data.documents[i].text for i in data.image_ids],
         )
 
     @property
@@ -75,6 +79,7 @@ class DevTable:
     qids: list[str]
     queries: list[str]
     qrels: dict[str, dict[str, int]]
+    pooled: np.ndarray | None = None
 
 
 class LayerStates:
@@ -163,5 +168,6 @@ def load_tables(settings, resources, data_options=None) -> tuple[TrainingTable, 
         list(queries),
         [queries[q] for q in queries],
         dev.benchmark.qrels,
+        features.pooled,
     )
     return table, dev_table

@@ -232,8 +232,9 @@ def load_saved(folder: Path, extractor: nn.Module | None = None) -> tuple[Visual
 class VisualTokenDualEncoder:
     """The ``DualEncoderModel`` the trained retriever indexes with (numpy in, float32 L2-normalised out).
 
-    ``captioner`` turns an image's ImageNet logits into its caption text, for models whose image
-    documents carry one (CIEA's verbalisation); ``None`` keeps image documents image-only.
+    ``captioner`` turns an image's frozen features into its caption text, for models whose image
+    documents carry one (borrowed captions, or CIEA's older class-name verbalisation); ``None`` keeps
+    image documents image-only.
     """
 
     needs_grid = True
@@ -256,7 +257,7 @@ class VisualTokenDualEncoder:
         from mmr.encoders.base import batched
 
         rows = list(range(len(features.grid)))
-        captions = self.captioner(features.logits) if self.captioner is not None else None
+        captions = self.captioner(features) if self.captioner is not None else None
         parts = []
         for chunk in batched(rows, self.batch_size, progress if len(rows) > self.batch_size else False):
             grid = torch.from_numpy(np.asarray(features.grid[chunk[0] : chunk[-1] + 1], dtype=np.float32))

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from mmr.encoders.efficientnet import ImageFeatures
 from mmr.methods.visual_states import DevTable, LayerStates, TrainingTable, grid_rows
 from mmr.methods.visual_tokens import VisualTokenEncoder
 from mmr.training.common import BestCheckpoint, cosine_with_warmup, info_nce, mine_hard_negatives
@@ -75,11 +76,15 @@ class StageTrainer:
         rng: np.random.Generator,
         captioner=None,
         auxiliary=None,
+        captions_in_pretraining: bool = True,
     ):
         self.model, self.table, self.dev, self.settings, self.rng = model, table, dev, settings, rng
         self.captioner, self.auxiliary = captioner, auxiliary
-        self.captions = captioner(table.logits) if captioner else None
-        self.dev_captions = captioner(dev.logits) if captioner else None
+        self.captions = captioner(ImageFeatures(table.pooled, table.logits, None)) if captioner else None
+        self.dev_captions = captioner(ImageFeatures(dev.pooled, dev.logits, None)) if captioner else None
+        # MARVEL pretrains its visual module on image-only documents against their captions; CIEA's
+        # extractor stage needs the caption in the document, as that is what it compares patches with.
+        self.captions_in_pretraining = captions_in_pretraining
         self.best = BestCheckpoint()
         self.history: list[dict] = []
         self._states: dict[str, LayerStates] = {}
@@ -212,7 +217,8 @@ class StageTrainer:
         m.train()
         m.lm.eval()  # frozen: no dropout noise on a fixed function
         for batch in tqdm(self._batches(examples, steps), total=steps, desc=f"stage {tag}", unit="step"):
-            docs = m.embed(*self.document_inputs(self.table.positives[batch]))
+            captions = self.captions if self.captions_in_pretraining else None
+            docs = m.embed(*self.image_inputs(self.table.grid, captions, self.table.positives[batch]))
             q = torch.stack([fixed[int(i)] for i in batch])
             loss = info_nce(q, docs, m.scale(), [self.table.groups[i] for i in batch], symmetric=True)
             if self.auxiliary is not None:

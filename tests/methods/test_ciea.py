@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from mmr.encoders.efficientnet import ImageFeatures
-from mmr.methods.ciea import CieaRetriever, ComplementExtractor, ResidualQueryLoss, residual_ids, verbalise
+from mmr.methods.ciea import (
+    CieaRetriever,
+    ComplementExtractor,
+    ResidualQueryLoss,
+    class_name_captioner,
+    residual_ids,
+    verbalise,
+)
 from mmr.methods.visual_training import StageSettings, StageTrainer
 
 from .visual_helpers import CHANNELS, grids, make_encoder, make_tiny_bert, snapshot, tiny_tables
@@ -121,7 +128,7 @@ def test_stage_one_trains_extractor_with_the_residual_loss_lm_frozen(tiny_bert):
     table.logits[0, 1] = table.logits[1, 0] = 5.0  # their images verbalise as goldfish / tench
     model = make_encoder(tiny_bert, extractor=live_extractor())
     settings = StageSettings(batch_size=6, visual_lr=1e-2, visual_epochs=1.0, dpr_epochs=0, ance_epochs=0)
-    trainer = StageTrainer(model, table, dev, settings, np.random.default_rng(0), captioner=lambda lg: verbalise(lg, 2))
+    trainer = StageTrainer(model, table, dev, settings, np.random.default_rng(0), captioner=class_name_captioner(2))
     trainer.auxiliary = ResidualQueryLoss(table, trainer.captions, model.tokenizer)
     assert set(trainer.auxiliary.residuals) == set(range(6))
     assert model.tokenizer.convert_ids_to_tokens(trainer.auxiliary.residuals[0]) == ["red", "flower"]
@@ -140,7 +147,7 @@ def test_residual_loss_skips_batches_without_two_image_examples(tiny_bert, batch
     table, dev = tiny_tables()
     model = make_encoder(tiny_bert, extractor=live_extractor())
     trainer = StageTrainer(
-        model, table, dev, StageSettings(), np.random.default_rng(0), captioner=lambda lg: verbalise(lg, 2)
+        model, table, dev, StageSettings(), np.random.default_rng(0), captioner=class_name_captioner(2)
     )
     loss = ResidualQueryLoss(table, trainer.captions, model.tokenizer)
     assert loss.visual_loss(trainer, np.array(batch)) == 0.0
@@ -152,7 +159,7 @@ def test_the_extractor_trains_in_the_language_stages_only_when_asked(tiny_bert, 
     model = make_encoder(tiny_bert, extractor=live_extractor())
     rates = {"lm_lr": 1e-2, "extractor_lr": 1e-2}
     settings = StageSettings(batch_size=6, trainable_layers=1, extractor_in_language=joint, **rates)
-    trainer = StageTrainer(model, table, dev, settings, np.random.default_rng(0), captioner=lambda lg: verbalise(lg, 2))
+    trainer = StageTrainer(model, table, dev, settings, np.random.default_rng(0), captioner=class_name_captioner(2))
     before = snapshot(model.extractor.parameters())
     trainer.train_language(1.0, None, "2-dpr")
     moved = any(not torch.equal(b, p) for b, p in zip(before, model.extractor.parameters()))

@@ -5,8 +5,10 @@ import pytest
 import torch
 
 from mmr.encoders.efficientnet import ImageFeatures
+from mmr.encoders.neighbours import CaptionPool
 from mmr.methods import visual_training
 from mmr.methods.marvel import MarvelRetriever
+from mmr.methods.visual_captions import SAVED_KEY, borrowed_captioner
 from mmr.methods.visual_states import LayerStates
 from mmr.methods.visual_tokens import VisualTokenConfig, VisualTokenEncoder, load_language_model, load_saved
 from mmr.methods.visual_training import StageSettings, StageTrainer, masked_contrastive
@@ -186,3 +188,53 @@ def test_saved_model_reloads_as_a_retrieval_model(tiny_bert, tmp_path):
     assert loaded.needs_grid and loaded.dim == 16
     reloaded, extra = load_saved(tmp_path / "marvel")
     assert extra["method"] == "marvel" and reloaded.extractor is None
+
+
+def planted_pool(dim: int = 16) -> CaptionPool:
+    """Pool images 0-2 look alike (captions about flowers), as do 3-5 (about dogs), none a near copy."""
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(2, CHANNELS)).astype(np.float32)
+    features = np.repeat(centres, 3, axis=0) + rng.normal(size=(6, CHANNELS)).astype(np.float32)
+    vectors = rng.normal(size=(6, dim)).astype(np.float32)
+    captions = ["red flower", "a flower", "flower bed", "a dog", "blue dog", "dog house"]
+    ids = [f"p{i}" for i in range(6)]
+    return CaptionPool(ids, features, captions, vectors / np.linalg.norm(vectors, axis=1)[:, None])
+
+
+def test_saved_model_reads_the_captions_its_documents_borrow(tiny_bert, tmp_path):
+    model = make_encoder(tiny_bert).eval()
+    pool = planted_pool()
+    model.save(tmp_path / "marvel", extra={"method": "marvel", SAVED_KEY: 2})
+    pool.save(tmp_path / "marvel")
+    loaded = MarvelRetriever.load_model(tmp_path / "marvel", resources=None)
+    grid = np.repeat(grids(1), 2, axis=0)  # the same patches twice ...
+    pooled = pool.features[[0, 3]] + 0.01  # ... pooled as copies of a flower, then of a dog
+    captions = borrowed_captioner(pool, 2)(ImageFeatures(pooled, np.zeros((2, 1000)), grid))
+    # the look-alikes' captions, never the copied image's own
+    assert [set(c.split("; ")) for c in captions] == [{"a flower", "flower bed"}, {"blue dog", "dog house"}]
+    vectors = loaded.encode_images(ImageFeatures(pooled, np.zeros((2, 1000)), grid))
+    with torch.no_grad():
+        expected = model.embed_images(torch.from_numpy(grid.astype(np.float32)), captions).numpy()
+    np.testing.assert_allclose(vectors, expected, atol=1e-5)
+    assert not np.allclose(vectors[0], vectors[1], atol=1e-3)  # same patches, different borrowed words
+
+
+@pytest.mark.parametrize("with_captions", [False, True])
+def test_visual_pretraining_documents_carry_captions_only_when_asked(tiny_bert, with_captions, monkeypatch):
+    """MARVEL pretrains on image-only documents; CIEA's extractor stage needs the caption in them."""
+    table, dev = tiny_tables()
+    model = make_encoder(tiny_bert)
+    settings = StageSettings(batch_size=6, visual_epochs=1.0, dpr_epochs=0, ance_epochs=0)
+    captioner = lambda features: [f"caption {i}" for i in range(len(features.logits))]  # noqa: E731
+    trainer = StageTrainer(
+        model, table, dev, settings, np.random.default_rng(0), captioner, captions_in_pretraining=with_captions
+    )
+    seen = []
+    build = model.image_inputs
+    monkeypatch.setattr(
+        model, "image_inputs", lambda grid, captions=None: seen.append(captions) or build(grid, captions)
+    )
+    trainer.pretrain_visual()
+    training_batches = seen[: len(seen) - 1]  # the last call embeds dev documents, which always carry captions
+    assert training_batches and all((c is not None) == with_captions for c in training_batches)
+    assert seen[-1] is not None

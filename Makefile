@@ -2,7 +2,7 @@
 .PHONY: demo setup test lint build train evaluate benchmark
 
 # Order matters: the sparse retriever distils the best dense model, so it trains last.
-TRAINED = procrustes procrustes-gmlp dense-inbatch univl-dr marvel ciea lsr
+TRAINED = borrowed-captions procrustes procrustes-gmlp dense-inbatch univl-dr marvel ciea lsr
 
 demo: setup
 	HF_HUB_OFFLINE=1 .venv/bin/python app.py

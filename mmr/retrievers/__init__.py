@@ -51,6 +51,15 @@ RETRIEVERS: dict[str, RetrieverSpec] = {
         trained=False,
         description="softmax-weighted ImageNet class names embedded by MiniLM; no training",
     ),
+    "borrowed-captions": RetrieverSpec(
+        "mmr.retrievers.borrowed:BorrowedCaptionsRetriever",
+        "Borrowed captions (no training)",
+        "baseline",
+        # no gradient step, but its pool of captions comes from the training data: `mmr train` builds it
+        trained=True,
+        description="zero-shot verbalisation + captions of the 5 nearest training images; no gradient step",
+        trainer="mmr.retrievers.borrowed:train",
+    ),
     "clip-zeroshot": RetrieverSpec(
         "mmr.retrievers.clip_zeroshot:CLIPZeroShotRetriever",
         "CLIP zero-shot",

@@ -5,7 +5,9 @@ lower layers stay frozen (so their outputs can be computed once and cached, see
 ``univl_training.BottomCache``), and the image tower is the frozen EfficientNet-Lite0 pooled
 feature followed by a trainable MLP. An image document is verbalised from the image alone (its top
 ImageNet class names), the words go through the same text tower, and the two embeddings are summed
-and then normalised: the paper's "image embedding + caption embedding".
+and then normalised: the paper's "image embedding + caption embedding". Where the config says so,
+the captions the image borrows from its look-alikes in the training data (encoders/neighbours.py,
+embedded by the frozen MiniLM) join the sum: the nearest this project gets to a generated caption.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from mmr.encoders.neighbours import CaptionPool, NeighbourCaptioner
 from mmr.retrievers.base import Resources
 from mmr.retrievers.trained import IMAGE_ENCODER, TrainedDenseRetriever
 from mmr.training.common import Manifest
-from mmr.training.data import load_dev_set, load_training_data, mrr_at_10
+from mmr.training.data import caption_pool, load_dev_set, load_training_data, mrr_at_10
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +72,7 @@ def train(settings: Settings, resources: Resources, seed: int = 0) -> Manifest:
     """The pool from the training data (no gradient step; ``seed`` is unused), scored on stamps dev."""
     started = time.time()
     data = load_training_data(settings, resources, with_text_documents=False)
-    features = data.image_features(resources)
-    captions = [data.documents[doc_id].text for doc_id in data.image_ids]
-    pool = CaptionPool.build(data.image_ids, features.pooled, captions, resources.encoder(TEXT_ENCODER))
+    pool = caption_pool(data, resources, TEXT_ENCODER)
     chosen = BorrowedSettings()
     model = BorrowedCaptionsModel(resources, NeighbourCaptioner(pool, chosen.neighbours), chosen.weight)
     dev = load_dev_set(settings)

@@ -22,6 +22,7 @@ from mmr.corpus.format import Corpus
 from mmr.corpus.splits import Benchmark, load_benchmark, normalise_description
 from mmr.corpus.wordnet import MIN_DEFINITION_WORDS, Synset, read_noun_synsets, synset_document
 from mmr.encoders.efficientnet import ImageFeatures
+from mmr.encoders.neighbours import CaptionPool
 from mmr.retrievers.base import Resources
 from mmr.types import Document
 
@@ -109,6 +110,14 @@ def _collect_examples(settings: Settings, with_text_documents: bool) -> Training
                     documents[doc.id] = doc
                     examples.append(Example(text, doc.id, f"wn:{normalise_description(text)}"))
     return TrainingData(examples, documents)
+
+
+def caption_pool(data: TrainingData, resources: Resources, text_encoder: str = TEXT_ENCODER) -> CaptionPool:
+    """The training images with their own captions: what borrowed captions are drawn from
+    (encoders/neighbours.py). Its features are ``data``'s, which are cached."""
+    captions = [data.documents[doc_id].text for doc_id in data.image_ids]
+    pooled = data.image_features(resources).pooled
+    return CaptionPool.build(data.image_ids, pooled, captions, resources.encoder(text_encoder))
 
 
 def unlabelled_wordnet_pairs(

@@ -1,0 +1,70 @@
+"""How much do borrowed captions add before any training? Stamps dev MRR@10 of untrained image sides.
+
+Each image document is scored, against the dev queries embedded by the frozen MiniLM, as:
+the zero-shot verbalisation (softmax-weighted ImageNet class names, the baseline), the top class
+names as one text (what the UniVL-DR models feed their text tower), the borrowed captions alone
+(encoders/neighbours.py: the k nearest training images' captions, never the image's own or a near
+copy's), and each verbalisation plus the borrowed vector at a few weights. The pool is the served
+training data (openclipart titles plus the stamps' train split, near copies of held-out stamps
+dropped); the test split is never read, and dev only, as every checkpoint here is chosen on it.
+
+    PYTHONPATH=. .venv/bin/python scripts/borrowed_captions_probe.py
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from mmr.config import Settings
+from mmr.corpus.splits import load_benchmark
+from mmr.encoders.base import l2_normalise
+from mmr.encoders.neighbours import NeighbourCaptioner
+from mmr.methods.univl_dr import MODEL, SERVED_DATA, TEXT_ENCODER
+from mmr.retrievers.base import Resources
+from mmr.training.data import IMAGE_ENCODER, caption_pool, load_dev_set, load_training_data, mrr_at_10
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--neighbours", type=int, nargs="+", default=[1, 5, 20], help="k values to score")
+    parser.add_argument("--weights", type=float, nargs="+", default=[0.25, 0.5, 1.0], help="borrowed weights")
+    args = parser.parse_args()
+
+    settings = Settings()
+    resources = Resources(settings)
+    stamps = load_dev_set(settings).image_documents
+    doc_ids = [doc.id for doc in stamps]
+    bench = load_benchmark(settings.benchmark_dir, "images", "dev")
+    qids = list(bench.queries)
+    text = resources.encoder(TEXT_ENCODER)
+    queries = text.encode([bench.queries[q] for q in qids])
+    features = resources.image_features(stamps, IMAGE_ENCODER)
+    verbaliser = resources.verbaliser(TEXT_ENCODER)
+    data = SERVED_DATA.apply(load_training_data(settings, resources), resources)
+    pool = caption_pool(data, resources)
+    sides = {
+        "class names, softmax-weighted (zero-shot baseline)": verbaliser.embed(features.logits),
+        f"top {MODEL.verbal_top} class names as one text (UniVL-DR's words)": text.encode(
+            verbaliser.words(features.logits, MODEL.verbal_top)
+        ),
+    }
+
+    def score(vectors: np.ndarray) -> str:
+        return f"{mrr_at_10(vectors, doc_ids, queries, qids, bench.qrels):.3f}"
+
+    print(f"pool: {len(pool.ids)} training images; {len(qids)} dev queries over {len(stamps)} stamps")
+    print("| image side | " + " | ".join(f"k={k}" for k in args.neighbours) + " |")
+    print("|---|" + "---|" * len(args.neighbours))
+    borrowed = {k: NeighbourCaptioner(pool, k).embed(features.pooled) for k in args.neighbours}
+    print("| borrowed captions alone | " + " | ".join(score(borrowed[k]) for k in args.neighbours) + " |")
+    for name, verbal in sides.items():
+        print(f"| {name}, alone | " + " | ".join(score(verbal) for _ in args.neighbours) + " |")
+        for weight in args.weights:
+            cells = [score(l2_normalise(verbal + weight * borrowed[k])) for k in args.neighbours]
+            print(f"| {name} + {weight} x borrowed | " + " | ".join(cells) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -177,6 +177,22 @@ def test_sparse_hit_shows_the_terms_it_shares_with_the_query(running_app, search
     page.screenshot(path=artifacts_dir / "search-sparse-terms.png")
 
 
+def test_univl_hit_shows_the_captions_its_image_borrowed(running_app, search_page, artifacts_dir):
+    available = Client(running_app.url, verbose=False).predict(api_name="/judging_options")["collections"]["stamps"]
+    if "univl-dr" not in available:
+        pytest.skip("no trained UniVL-DR model in index_store/models (run `python -m mmr train univl-dr`)")
+    page = search_page.page
+    search_page.choose("stamps", ["UniVL-DR"])
+    search_page.search("a frog")
+    expect(page.locator("#details-0-0")).to_be_visible()
+    assert "borrowed: " in search_page.card_texts(0)[0]
+    detail = search_page.open_details(0, 0)
+    for part in ("What UniVL-DR reads in this image", "Class names (ImageNet, from the pixels):", "borrowed caption"):
+        assert part in detail, (part, detail)
+    search_page.detail.scroll_into_view_if_needed()
+    page.screenshot(path=artifacts_dir / "search-borrowed-captions.png")
+
+
 def test_image_query_finds_the_same_stamp_and_grades_it(running_app, search_page, artifacts_dir, tmp_path):
     page = search_page.page
     search_page.choose("stamps", ["BM25", "Zero-shot verbalisation"])

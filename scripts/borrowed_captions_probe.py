@@ -8,7 +8,11 @@ copy's), and each verbalisation plus the borrowed vector at a few weights. The p
 training data (openclipart titles plus the stamps' train split, near copies of held-out stamps
 dropped); the test split is never read, and dev only, as every checkpoint here is chosen on it.
 
-    PYTHONPATH=. .venv/bin/python scripts/borrowed_captions_probe.py
+With ``--visual-token-model NAME`` (a trained MARVEL or CIEA folder under index_store/models) it
+also scores that model's image documents with each caption it could carry, without training:
+none, the top 5 ImageNet class names, or the text of the 1, 3 or 5 nearest borrowed captions.
+
+    PYTHONPATH=. .venv/bin/python scripts/borrowed_captions_probe.py [--visual-token-model marvel]
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--neighbours", type=int, nargs="+", default=[1, 5, 20], help="k values to score")
     parser.add_argument("--weights", type=float, nargs="+", default=[0.25, 0.5, 1.0], help="borrowed weights")
+    parser.add_argument("--visual-token-model", help="also score this trained MARVEL/CIEA model's captions")
     args = parser.parse_args()
 
     settings = Settings()
@@ -64,6 +69,28 @@ def main() -> None:
         for weight in args.weights:
             cells = [score(l2_normalise(verbal + weight * borrowed[k])) for k in args.neighbours]
             print(f"| {name} + {weight} x borrowed | " + " | ".join(cells) + " |", flush=True)
+    if args.visual_token_model:
+        score_visual_captions(args.visual_token_model, settings, resources, pool, stamps, bench)
+
+
+def score_visual_captions(name: str, settings, resources, pool, stamps, bench) -> None:
+    """A MARVEL/CIEA model's image documents with each caption it could carry, scored as they are."""
+    from mmr.methods.ciea import class_name_captioner
+    from mmr.methods.visual_captions import borrowed_captioner
+    from mmr.retrievers import retriever_spec
+
+    model = retriever_spec(name).retriever_class().load_model(settings.models_dir / name, resources)
+    features = resources.image_features(stamps, IMAGE_ENCODER, keep_grid=True)
+    qids = list(bench.queries)
+    queries = model.encode_texts([bench.queries[q] for q in qids])
+    captioners = {"none (image-only)": None, "top 5 class names": class_name_captioner(5)}
+    captioners |= {f"{n} borrowed caption(s)": borrowed_captioner(pool, n) for n in (1, 3, 5)}
+    print(f"\n| {name}'s image documents, caption | dev MRR@10 |\n|---|---|")
+    for label, captioner in captioners.items():
+        model.captioner = captioner
+        documents = model.encode_images(features, progress=False)
+        score = mrr_at_10(documents, [d.id for d in stamps], queries, qids, bench.qrels)
+        print(f"| {label} | {score:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

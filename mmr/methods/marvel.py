@@ -9,9 +9,8 @@ documents carry theirs. Text documents and queries go through the same MiniLM wi
 Training follows MARVEL's four stages (visual_training.py): visual-module pretraining with the
 language model frozen (image-only documents against their captions, as the paper's), DPR in-batch
 training with vision frozen, mining with the model's own index, ANCE with one image and one text hard
-negative per query. Departures for the CPU budget: the
-language-model stages train MiniLM's top layers only, and mean pooling replaces T5's first decoder
-state (see visual_tokens.py).
+negative per query. Departures for the CPU budget: the language-model stages train MiniLM's top
+layers only, and mean pooling replaces T5's first decoder state (see visual_tokens.py).
 """
 
 from __future__ import annotations

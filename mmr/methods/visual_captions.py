@@ -16,13 +16,14 @@ from mmr.encoders.neighbours import CaptionPool, NeighbourCaptioner
 from mmr.methods.visual_states import TrainingTable
 from mmr.retrievers.base import Resources
 
-# Captions in an image document's caption text. With the served MARVEL model of commit 10bd9e7 (trained
-# image-only) and no further training, stamps dev MRR@10 was .270 with 3, .258 with 5, against .212
-# image-only and .220 for the top 5 ImageNet class names (CIEA's caption before): the caption holds 24
-# wordpieces, which more captions overflow.
+# Captions in an image document's caption text. The MARVEL model served before borrowed captions (trained
+# on image-only documents), scored with each caption and no further training, gave stamps dev MRR@10 .270
+# with 3 borrowed captions, .258 with 5, against .212 image-only and .220 for the top 5 ImageNet class
+# names (CIEA's caption before): the caption holds 24 wordpieces, which more captions overflow.
+# `scripts/borrowed_captions_probe.py --visual-token-model marvel` reruns that on the MARVEL model present.
 BORROWED_CAPTIONS = 3
 SAVED_KEY = "borrowed_captions"  # in the model's saved settings: how many captions its documents carry
-TEXT_ENCODER = "minilm-l6"  # embeds the pool's captions: only to find neighbours' weights, never trained
+TEXT_ENCODER = "minilm-l6"  # embeds the pool's captions (weights only; these models read the caption text)
 
 Captioner = Callable[[ImageFeatures], list[str]]
 

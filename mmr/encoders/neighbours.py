@@ -84,19 +84,27 @@ class NeighbourCaptioner:
         self._centred = torch.from_numpy(l2_normalise(features - self.mean))
         self._raw = torch.from_numpy(l2_normalise(features))
 
-    @torch.inference_mode()
-    def neighbours(self, pooled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Pool rows (n, k) of each image's neighbours, nearest first, and their weights (rows sum to 1)."""
+    def neighbours(self, pooled: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+        """Pool rows (n, k) of each image's neighbours, nearest first, and their weights (rows sum to 1).
+
+        Images are taken ``chunk`` at a time, so a large collection never holds all its similarities."""
         pooled = np.atleast_2d(np.asarray(pooled, np.float32))
-        similarity = (torch.from_numpy(l2_normalise(pooled - self.mean)) @ self._centred.T).numpy()
-        raw = (torch.from_numpy(l2_normalise(pooled)) @ self._raw.T).numpy()
-        similarity[raw >= NEAR_COPY_COSINE] = -np.inf
-        rows = np.argsort(-similarity, axis=1, kind="stable")[:, : self.k]
-        nearest = np.take_along_axis(similarity, rows, axis=1)
+        parts = [self._nearest(pooled[start : start + chunk]) for start in range(0, len(pooled), chunk)]
+        if not parts:
+            return np.zeros((0, self.k), np.int64), np.zeros((0, self.k), np.float32)
+        rows, nearest = (np.concatenate(column) for column in zip(*parts))
         if not np.isfinite(nearest).all():
             raise ValueError(f"an image has fewer than k={self.k} pool images that are not copies of it")
         weights = np.exp((nearest - nearest[:, :1]) / self.temperature)
         return rows, (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    @torch.inference_mode()
+    def _nearest(self, pooled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        similarity = (torch.from_numpy(l2_normalise(pooled - self.mean)) @ self._centred.T).numpy()
+        raw = (torch.from_numpy(l2_normalise(pooled)) @ self._raw.T).numpy()
+        similarity[raw >= NEAR_COPY_COSINE] = -np.inf
+        rows = np.argsort(-similarity, axis=1, kind="stable")[:, : self.k]
+        return rows, np.take_along_axis(similarity, rows, axis=1)
 
     def embed(self, pooled: np.ndarray) -> np.ndarray:
         """(n, dim) L2-normalised weighted mean of each image's neighbours' caption vectors."""

@@ -64,3 +64,14 @@ def test_pool_round_trips_and_refuses_mismatched_parts(tmp_path):
         CaptionPool(pool.ids[:-1], pool.features, pool.captions, pool.caption_vectors)
     with pytest.raises(ValueError, match="k must be"):
         NeighbourCaptioner(pool, k=13)
+
+
+def test_large_batches_are_searched_in_chunks_with_the_same_answer():
+    pool, centres = planted_pool(np.random.default_rng(0))
+    captioner = NeighbourCaptioner(pool, k=3)
+    queries = np.repeat(centres, 5, axis=0) + np.random.default_rng(3).normal(size=(20, 32)).astype(np.float32)
+    whole_rows, whole_weights = captioner.neighbours(queries)
+    rows, weights = captioner.neighbours(queries, chunk=3)  # 20 images, 7 chunks, the last one short
+    np.testing.assert_array_equal(rows, whole_rows)
+    np.testing.assert_allclose(weights, whole_weights, atol=1e-5)  # matrix products of other shapes round apart
+    assert captioner.neighbours(np.zeros((0, 32), np.float32))[0].shape == (0, 3)

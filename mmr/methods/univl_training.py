@@ -185,7 +185,8 @@ def embed_documents(
     pooled: torch.Tensor,
     borrowed: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Documents in the given order: images as projection + verbalisation, texts through the text tower."""
+    """Documents in the given order: images as projection + verbalisation (+ borrowed captions), texts
+    through the text tower."""
     is_image = np.asarray(is_image, bool)
     out = torch.empty((len(doc_texts), model.dim))
     encode = [i for i, img in enumerate(is_image) if not img or model.config.verbalise]

@@ -15,6 +15,8 @@ from webui.about import retrievers_markdown
 def settings(tmp_path) -> Settings:
     settings = Settings(index_store=tmp_path / "store", data_dir=tmp_path / "data")
     Manifest("marvel", "abc123", 0.214, 0, 236.4, date="2026-11-22T10:00:00+0000").save(settings.models_dir / "marvel")
+    pool = settings.models_dir / "borrowed-captions"
+    Manifest("borrowed-captions", "abc123", 0.289, 0, 10.9, date="2026-11-23T08:07:57+0000").save(pool)
     (settings.models_dir / "ciea").mkdir(parents=True)
     (settings.models_dir / "ciea" / "manifest.json").write_text("{not json")  # half-written: counts as untrained
     return settings
@@ -32,11 +34,14 @@ def test_overview_joins_the_registry_with_each_served_models_manifest(settings):
 
 
 def test_overview_markdown_says_how_each_model_was_chosen_or_how_to_train_it(settings):
-    text = retrievers_markdown(overview(settings, ["bm25", "marvel", "ciea"]))
+    names = ("bm25", "marvel", "ciea", "borrowed-captions")
+    text = retrievers_markdown(overview(settings, list(names)))
     lines = text.splitlines()
-    row = {name: next(line for line in lines if f"(`{name}`)" in line) for name in ("bm25", "marvel", "ciea")}
+    row = {name: next(line for line in lines if f"(`{name}`)" in line) for name in names}
     assert row["bm25"].endswith("| no training |")
     assert "dev MRR@10 0.214, trained 2026-11-22 in 236 s" in row["marvel"]
+    # a baseline whose pool comes from the training data was built, not trained
+    assert "dev MRR@10 0.289, built 2026-11-23 in 11 s" in row["borrowed-captions"]
     assert "not trained: `python -m mmr train ciea`" in row["ciea"]
     # MARVEL's <im_start> markers would otherwise be read as HTML tags and vanish from the page
     assert "&lt;im_start&gt;" in row["marvel"] and "<im_start>" not in text

@@ -21,6 +21,15 @@ from mmr.service import index_folder
 log = logging.getLogger(__name__)
 
 WORDNET_SIZE = 5000
+# Under 1% of the source files fail to render normally (one stamp, ~0.7% of openclipart). Far more
+# means the renderer itself broke (an uninstalled libcairo2, or a script without a __main__ guard,
+# whose render processes then re-run it and die), and a corpus written then would train and index
+# on the few images that did render, with nothing to say so.
+MAX_FAILED_RENDER_SHARE = 0.2
+
+
+class RenderFailureError(RuntimeError):
+    """Too many of a corpus's images failed to render to write it."""
 
 
 @dataclass
@@ -45,6 +54,7 @@ def build_corpora(settings: Settings, force: bool = False, summary: BuildSummary
     if force or not stamps_path.exists():
         _require(settings.sources.tuxpaint_stamps, "tuxpaint-stamps-default")
         stamps, report = build_stamps_corpus(settings.sources.tuxpaint_stamps, settings.media_dir)
+        _check_rendered("stamps", report)
         write_documents(stamps, stamps_path)
         summary.steps.append(f"stamps corpus: {len(stamps)} images ({report.failed} failed to render)")
         if report.failed:
@@ -80,6 +90,7 @@ def build_training_corpus(settings: Settings, force: bool = False) -> Path:
     if force or not path.exists():
         _require(settings.sources.openclipart_svg, "openclipart-svg")
         clips, report = build_openclipart_corpus(settings.sources.openclipart_svg, settings.media_dir)
+        _check_rendered("openclipart", report)
         write_documents(clips, path)
         log.info("openclipart corpus: %d pairs (%d failed to render)", len(clips), report.failed)
     return path
@@ -117,6 +128,17 @@ def build_indexes(
             spec.retriever_class().build(corpus, resources, folder)
             summary.steps.append(f"{name}/{collection_name} index: {len(corpus)} documents")
     return summary
+
+
+def _check_rendered(corpus: str, report) -> None:
+    """Refuse to write a corpus most of whose images did not render (see MAX_FAILED_RENDER_SHARE)."""
+    if report.total and report.failed > MAX_FAILED_RENDER_SHARE * report.total:
+        raise RenderFailureError(
+            f"{report.failed} of {report.total} {corpus} images failed to render (e.g. {report.failed_paths[:3]}), "
+            f'so the {corpus} corpus was not written. Check that SVGs render (`python -c "import cairosvg"`, '
+            "Debian's libcairo2) and that a script calling the build has an `if __name__ == '__main__':` guard, "
+            "then run it again: the images that did render are kept and reused."
+        )
 
 
 def _require(path: Path, debian_package: str) -> None:

@@ -30,6 +30,18 @@ from mmr.retrievers.base import Resources
 from mmr.training.data import IMAGE_ENCODER, caption_pool, load_dev_set, load_training_data, mrr_at_10
 
 
+def load_dev_probe(settings: Settings, resources: Resources) -> tuple:
+    """What the borrowed-caption probes score: the dev stamps, their ids, the dev benchmark, its query ids,
+    the queries embedded by the frozen MiniLM, the stamps' frozen image features and the served pool."""
+    stamps = load_dev_set(settings).image_documents
+    bench = load_benchmark(settings.benchmark_dir, "images", "dev")
+    qids = list(bench.queries)
+    queries = resources.encoder(TEXT_ENCODER).encode([bench.queries[q] for q in qids])
+    features = resources.image_features(stamps, IMAGE_ENCODER)
+    pool = caption_pool(SERVED_DATA.apply(load_training_data(settings, resources), resources), resources)
+    return stamps, [doc.id for doc in stamps], bench, qids, queries, features, pool
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--neighbours", type=int, nargs="+", default=[1, 5, 20], help="k values to score")
@@ -39,16 +51,9 @@ def main() -> None:
 
     settings = Settings()
     resources = Resources(settings)
-    stamps = load_dev_set(settings).image_documents
-    doc_ids = [doc.id for doc in stamps]
-    bench = load_benchmark(settings.benchmark_dir, "images", "dev")
-    qids = list(bench.queries)
+    stamps, doc_ids, bench, qids, queries, features, pool = load_dev_probe(settings, resources)
     text = resources.encoder(TEXT_ENCODER)
-    queries = text.encode([bench.queries[q] for q in qids])
-    features = resources.image_features(stamps, IMAGE_ENCODER)
     verbaliser = resources.verbaliser(TEXT_ENCODER)
-    data = SERVED_DATA.apply(load_training_data(settings, resources), resources)
-    pool = caption_pool(data, resources)
     sides = {
         "class names, softmax-weighted (zero-shot baseline)": verbaliser.embed(features.logits),
         f"top {MODEL.verbal_top} class names as one text (UniVL-DR's words)": text.encode(

@@ -24,12 +24,12 @@ import argparse
 import numpy as np
 
 from mmr.config import Settings
-from mmr.corpus.splits import load_benchmark
 from mmr.encoders.base import l2_normalise
 from mmr.encoders.neighbours import NEAR_COPY_COSINE, NeighbourCaptioner
-from mmr.methods.univl_dr import MODEL, SERVED_DATA, TEXT_ENCODER
+from mmr.methods.univl_dr import MODEL, TEXT_ENCODER
 from mmr.retrievers.base import Resources
-from mmr.training.data import IMAGE_ENCODER, caption_pool, load_dev_set, load_training_data, mrr_at_10_of_scores
+from mmr.training.data import mrr_at_10_of_scores
+from scripts.borrowed_captions_probe import load_dev_probe
 
 
 def borrowed_image_weights(similarity: np.ndarray, count: int, temperature: float) -> np.ndarray:
@@ -51,13 +51,7 @@ def main() -> None:
 
     settings = Settings()
     resources = Resources(settings)
-    stamps = load_dev_set(settings).image_documents
-    doc_ids = [doc.id for doc in stamps]
-    bench = load_benchmark(settings.benchmark_dir, "images", "dev")
-    qids = list(bench.queries)
-    queries = resources.encoder(TEXT_ENCODER).encode([bench.queries[q] for q in qids])
-    features = resources.image_features(stamps, IMAGE_ENCODER)
-    pool = caption_pool(SERVED_DATA.apply(load_training_data(settings, resources), resources), resources)
+    stamps, doc_ids, bench, qids, queries, features, pool = load_dev_probe(settings, resources)
 
     verbal = resources.verbaliser(TEXT_ENCODER).embed(features.logits)
     captioner = NeighbourCaptioner(pool, MODEL.borrowed_neighbours)

@@ -136,3 +136,40 @@ class BestCheckpoint:
     def restore(self, module: torch.nn.Module) -> None:
         if self.state is not None:
             module.load_state_dict(self.state)
+
+
+class CheapestWithinTie:
+    """The cheapest checkpoint whose dev score is within ``tolerance`` of the best one offered.
+
+    For models with a cost besides their score (a sparse retriever's postings): checkpoints within
+    ``tolerance`` are a tie on dev, and a tie goes to the cheaper one. Only states that can still be
+    chosen are kept. ``score``, ``tag`` and ``restore`` are those of the chosen one, as BestCheckpoint's.
+    """
+
+    def __init__(self, tolerance: float) -> None:
+        self.tolerance = tolerance
+        self._candidates: list[tuple[float, float, str, dict]] = []  # score, cost, tag, state
+
+    def offer(self, score: float, cost: float, module: torch.nn.Module, tag: str) -> None:
+        state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        self._candidates.append((score, cost, tag, state))
+        best = max(candidate[0] for candidate in self._candidates)
+        self._candidates = [c for c in self._candidates if c[0] >= best - self.tolerance]
+
+    def _chosen(self) -> tuple[float, float, str, dict] | None:
+        # Ties on cost (none in practice) go to the higher score.
+        return min(self._candidates, key=lambda c: (c[1], -c[0]), default=None)
+
+    @property
+    def score(self) -> float:
+        chosen = self._chosen()
+        return chosen[0] if chosen else -1.0
+
+    @property
+    def tag(self) -> str:
+        chosen = self._chosen()
+        return chosen[2] if chosen else ""
+
+    def restore(self, module: torch.nn.Module) -> None:
+        if (chosen := self._chosen()) is not None:
+            module.load_state_dict(chosen[3])

@@ -113,3 +113,16 @@ def dev_probes(
 def mean_over(probes: Sequence[DevProbe], scores: dict, mode: str) -> float:
     """The selection score: the mean dev MRR@10 of ``mode`` over every dev setting."""
     return float(np.mean([scores[f"dev_{probe.name}_{mode}"] for probe in probes]))
+
+
+def relative_cost(probes: Sequence[DevProbe], scores: dict, mode: str) -> float:
+    """The tie-break: postings a dev query meets, as a share of the dense teacher's multiply-adds, mean over
+    every dev setting (so the larger collection does not outweigh the other)."""
+    return float(
+        np.mean(
+            [
+                scores[f"{probe.name}_{mode}_postings_per_query"] / scores[f"{probe.name}_dense_multiply_adds"]
+                for probe in probes
+            ]
+        )
+    )

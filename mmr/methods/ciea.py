@@ -64,7 +64,9 @@ EXTRA_LOSS_WEIGHT = 0.1  # CIEA's lambda
 # Fine-tunes MARVEL: a short extractor stage, then ANCE (MARVEL did the DPR stage). In the extractor stage only
 # the extractor learns, at 3e-5: with borrowed captions that stage took stamps dev from its start's .268 to .282,
 # where training the visual module and class words with it (at 3e-5 / 2e-4, the extractor at 1e-4, served until
-# then) lowered it to .260; the extractor alone at 1e-4 held .268 (`scripts/ciea_variants.py`).
+# then) lowered it to .260; the extractor alone at 1e-4 held .268 (`scripts/ciea_variants.py`). Retrained on a
+# fresh clone with 2 more pool images, the same settings fell from .267 to .239: the lift is within run-to-run
+# spread (README, "Retrained from a fresh clone").
 STAGES = StageSettings(
     batch_size=64,
     visual_lr=0.0,

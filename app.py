@@ -34,6 +34,7 @@ def build_demo(resources):
     import gradio as gr
 
     from mmr.judging import JudgingService
+    from mmr.retrievers import RETRIEVERS
     from webui.analysis_tab import build_analysis_tab
     from webui.api import register_api
     from webui.judge_tab import build_judge_tab
@@ -47,14 +48,13 @@ def build_demo(resources):
             "# mmr · compare multimodal retrievers\nType a query or drop an image, pick retrievers, "
             "grade what they return (0 = not relevant … 3 = perfect). Every grade is saved at once."
         )
-        if resources.service.load_errors:
-            missing = sorted({name for name, _ in resources.service.load_errors})
+        # Trained methods without a model are the training panel's to report (Search tab); this is the rest.
+        broken = {key: why for key, why in resources.service.load_errors.items() if not RETRIEVERS[key[0]].trained}
+        if broken:
+            missing = sorted({name for name, _ in broken})
             with gr.Accordion(f"Not loaded: {', '.join(missing)} (open for why and the command to fix it)", open=False):
                 gr.Markdown(
-                    "\n".join(
-                        f"- **{name}** on `{coll}`: {why}"
-                        for (name, coll), why in sorted(resources.service.load_errors.items())
-                    )
+                    "\n".join(f"- **{name}** on `{coll}`: {why}" for (name, coll), why in sorted(broken.items()))
                 )
         with gr.Tab("Search"):
             build_search_tab(resources)
@@ -71,26 +71,36 @@ def build_demo(resources):
 
 
 def main() -> None:
+    import logging
+
     import gradio as gr  # noqa: F401  (fail early with a clear ImportError if the UI extra is missing)
 
     from mmr.config import Settings
+    from mmr.training.background import ReleaseWatcher, start_background_training
     from webui.analysis_tab import ANALYSIS_CSS
     from webui.context import load_resources
     from webui.judge_tab import JUDGE_CSS
+    from webui.training_panel import TRAINING_CSS
 
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("mmr").setLevel(logging.INFO)
     settings = Settings()
+    print(settings.storage_line(), flush=True)
     if os.environ.get("MMR_BUILD_ON_START") == "1" or os.environ.get("SPACE_ID"):
         from mmr.build import build_corpora, build_indexes
         from mmr.retrievers import Resources
 
         build_indexes(settings, Resources(settings), summary=build_corpora(settings))
+    if settings.train_in_background:
+        start_background_training(settings)
     resources = load_resources(settings)
+    ReleaseWatcher(resources.service, settings.reload_seconds).start()
     demo = build_demo(resources)
     demo.queue(default_concurrency_limit=8).launch(
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         max_file_size="10mb",
         allowed_paths=[str(settings.index_store), str(settings.uploads_dir)],
-        css=CSS + JUDGE_CSS + ANALYSIS_CSS,
+        css=CSS + JUDGE_CSS + ANALYSIS_CSS + TRAINING_CSS,
         theme=theme(),
     )
 

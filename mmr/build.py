@@ -114,7 +114,7 @@ def build_indexes(
         for name in names:
             spec = retriever_spec(name)
             folder = index_folder(settings, name, collection_name)
-            model_ready = (settings.models_dir / name / "manifest.json").exists()
+            model_ready = (settings.model_dir(name) / "manifest.json").exists()
             if unmet := spec.unmet_requirement():
                 summary.skipped.append(f"{name}/{collection_name}: not configured: {unmet}")
                 continue

@@ -13,9 +13,10 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _default_data_dir() -> Path:
-    # Hugging Face Spaces mounts persistent storage at /data; elsewhere keep data beside the repo.
-    return Path("/data") if Path("/data").is_dir() else REPO_ROOT / "data"
+DATA_DIR_VARIABLE = "MMR_DATA_DIR"
+# Where a trained method's releases live: releases/<name>/<stamp>/{model,indexes/<collection>}, and
+# releases/<name>/CURRENT names the one served. Switching a release is one atomic rename of CURRENT.
+CURRENT_RELEASE = "CURRENT"
 
 
 # Where scripts/setup.sh unpacks the Debian data packages when it cannot install them (no root).
@@ -43,14 +44,35 @@ class Settings:
     index_store: Path = field(
         default_factory=lambda: Path(os.environ.get("MMR_INDEX_STORE", REPO_ROOT / "index_store"))
     )
-    data_dir: Path = field(default_factory=lambda: Path(os.environ.get("MMR_DATA_DIR", _default_data_dir())))
+    # Ratings and uploads. Never a hard-wired /data (Spaces' persistent disk is gone): on a Space, mount a
+    # storage bucket and name its path here, or the ratings live only as long as the container.
+    data_dir: Path = field(default_factory=lambda: Path(os.environ.get(DATA_DIR_VARIABLE, REPO_ROOT / "data")))
     db_path_override: str | None = field(default_factory=lambda: os.environ.get("MMR_DB"))
     sources: SourcePaths = field(default_factory=SourcePaths)
     device: str | None = field(default_factory=lambda: os.environ.get("MMR_DEVICE") or None)
+    # The app trains what has no model in a background process (MMR_TRAIN_IN_BACKGROUND=0: it serves what is
+    # built and trains nothing), and looks for new releases every reload_seconds.
+    train_in_background: bool = field(
+        default_factory=lambda: os.environ.get("MMR_TRAIN_IN_BACKGROUND", "1").strip().lower() not in ("0", "false")
+    )
+    reload_seconds: float = field(default_factory=lambda: float(os.environ.get("MMR_RELOAD_SECONDS", "3")))
+    # name -> release folder that a training run writes into (and reads its own model back from) before
+    # the release is published; every other method still resolves to its published release.
+    staging: dict[str, Path] = field(default_factory=dict, compare=False)
 
     @property
     def db_path(self) -> Path:
         return Path(self.db_path_override) if self.db_path_override else self.data_dir / "ratings.sqlite"
+
+    def storage_line(self) -> str:
+        """One line for the log at start: where ratings are kept and whether they outlive this machine."""
+        where = f"Ratings and uploads are kept in {self.data_dir} (database {self.db_path})"
+        if os.environ.get("SPACE_ID") and DATA_DIR_VARIABLE not in os.environ and not self.db_path_override:
+            return (
+                f"{where}, inside this Space's container: they are LOST when the Space restarts. Mount a storage "
+                f"bucket and set {DATA_DIR_VARIABLE} to its path to keep them (README, Deploying)."
+            )
+        return f"{where}; they survive a restart as long as that folder does."
 
     @property
     def uploads_dir(self) -> Path:
@@ -78,7 +100,35 @@ class Settings:
 
     @property
     def models_dir(self) -> Path:
+        """Models trained before releases existed (``models/<name>``), still loaded where no release is."""
         return self.index_store / "models"
+
+    @property
+    def releases_dir(self) -> Path:
+        return self.index_store / "releases"
+
+    @property
+    def training_dir(self) -> Path:
+        """The background trainer's status file, locks and per-method logs."""
+        return self.index_store / "training"
+
+    def release_folder(self, name: str) -> Path | None:
+        """The folder of ``name``'s release in use: the staged one while it trains, else the published one."""
+        if name in self.staging:
+            return self.staging[name]
+        try:
+            stamp = (self.releases_dir / name / CURRENT_RELEASE).read_text().strip()
+        except FileNotFoundError:
+            return None
+        return self.releases_dir / name / stamp
+
+    def model_dir(self, name: str) -> Path:
+        release = self.release_folder(name)
+        return release / "model" if release is not None else self.models_dir / name
+
+    def index_dir(self, retriever: str, collection: str) -> Path:
+        release = self.release_folder(retriever)
+        return (release / "indexes" if release is not None else self.indexes_dir / retriever) / collection
 
 
 BUILD_COMMAND = "python -m mmr build"

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from mmr.corpus.format import Corpus
+from mmr.progress import ProgressBar
 from mmr.retrievers import Retriever
 from mmr.types import Query
 
@@ -40,7 +40,7 @@ def make_run(
     items = list(queries.items())
     starts = range(0, len(items), batch_size)
     if progress:
-        starts = tqdm(starts, desc=progress if isinstance(progress, str) else "queries", unit="batch")
+        starts = ProgressBar(starts, desc=progress if isinstance(progress, str) else "queries", unit="batch")
     run: dict[str, dict[str, float]] = {}
     for start in starts:
         chunk = items[start : start + batch_size]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from mmr.queries import MAX_UPLOAD_BYTES, QueryInputError, prepare_query
+from mmr.training.status import read_status
 from webui.about import retrievers_markdown
 from webui.cards import (
     MODALITY_CHOICES,
@@ -29,11 +30,13 @@ from webui.cards import (
     search_summary,
 )
 from webui.context import AppResources
+from webui.training_panel import training_active, training_html
 
 MAX_COLUMNS = 6
 TOP_K = 10
 GRADE_CHOICES = [("0 not relevant", "0"), ("1 related", "1"), ("2 relevant", "2"), ("3 perfect", "3")]
 DEFAULT_RETRIEVERS = 3
+TRAINING_REFRESH_SECONDS = 2.0
 
 
 @dataclass
@@ -271,8 +274,46 @@ def _build_detail_panel() -> tuple[gr.Group, gr.Image, gr.Markdown, gr.Button]:
     return detail, image, text, close
 
 
+def _loaded_methods(resources: AppResources) -> set[str]:
+    return {name for name, _ in resources.service.retrievers}
+
+
+def _training_panel(resources: AppResources) -> tuple[gr.HTML, gr.Timer]:
+    # Both as of each page load: the panel's value is computed then, and the timer ticks at least once,
+    # which brings the picker up to date and stops the timer when nothing trains.
+    panel = gr.HTML(
+        lambda: training_html(read_status(resources.settings), _loaded_methods(resources)),
+        elem_id="training-status",
+        padding=False,
+    )
+    return panel, gr.Timer(TRAINING_REFRESH_SECONDS, active=True)
+
+
+def _training_tick(resources: AppResources, collection: str, shown: list | None):
+    """The panel, the picker's choices if methods came in since ``shown``, and whether to keep ticking."""
+    status = read_status(resources.settings)
+    choices = resources.retriever_choices(collection) if collection in resources.service.collections else []
+    names = [name for _, name in choices]
+    picker = gr.CheckboxGroup(choices=choices) if names != shown else gr.skip()
+    panel = training_html(status, _loaded_methods(resources))
+    # a release published in the last moments is loaded on the watcher's next turn: tick until it is in
+    pending = status is not None and any(
+        m.state == "done" and name not in _loaded_methods(resources) for name, m in status.methods.items()
+    )
+    return panel, picker, names, gr.Timer(active=training_active(status) or pending)
+
+
 def build_search_tab(resources: AppResources) -> None:
     query = _build_query_panel(resources)
+    training, timer = _training_panel(resources)
+    shown_choices = gr.State([name for _, name in resources.retriever_choices(query.collection.value)])
+    timer.tick(
+        lambda collection, shown: _training_tick(resources, collection, shown),
+        inputs=[query.collection, shown_choices],
+        outputs=[training, query.retrievers, shown_choices, timer],
+        api_visibility="private",
+        show_progress="hidden",
+    )
     with gr.Accordion("What these retrievers are", open=False, elem_id="retriever-overview"):
         gr.Markdown(retrievers_markdown(resources.retriever_overview(), resources.service.not_configured))
     search_button = gr.Button("Search", variant="primary", elem_id="search-button")
@@ -314,9 +355,12 @@ def build_search_tab(resources: AppResources) -> None:
         api_visibility="private",
     )
     query.collection.change(
-        lambda name: gr.CheckboxGroup(choices=resources.retriever_choices(name)),
+        lambda name: (
+            gr.CheckboxGroup(choices=resources.retriever_choices(name)),
+            [n for _, n in resources.retriever_choices(name)],
+        ),
         inputs=query.collection,
-        outputs=query.retrievers,
+        outputs=[query.retrievers, shown_choices],
         api_visibility="private",
     )
     close.click(lambda: gr.Group(visible=False), outputs=detail, api_visibility="private")

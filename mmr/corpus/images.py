@@ -20,7 +20,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from PIL import Image, ImageOps, UnidentifiedImageError
-from tqdm.auto import tqdm
+
+from mmr.progress import ProgressBar
 
 logger = logging.getLogger(__name__)
 
@@ -230,11 +231,11 @@ def render_many(
     """Render ``(src, dst)`` pairs in a process pool; returns success per job, in job order."""
     payload = [(str(src), str(dst), max_side, timeout_s) for src, dst in jobs]
     if workers <= 1 or len(payload) <= 1:
-        return [_render_job(job) for job in tqdm(payload, desc=desc, unit="img")]
+        return [_render_job(job) for job in ProgressBar(payload, desc=desc, unit="img")]
     results = [False] * len(payload)
     with ProcessPoolExecutor(max_workers=workers, mp_context=_process_context()) as pool:
         futures = {pool.submit(_render_job, job): i for i, job in enumerate(payload)}
-        for future in tqdm(as_completed(futures), total=len(futures), desc=desc, unit="img"):
+        for future in ProgressBar(as_completed(futures), total=len(futures), desc=desc, unit="img"):
             try:
                 results[futures[future]] = future.result()
             except Exception as err:  # noqa: BLE001 - a dead worker fails its job, not the build

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
+
+from mmr.progress import ProgressBar
 
 
 def l2_normalise(matrix: np.ndarray) -> np.ndarray:
@@ -25,7 +26,7 @@ def batched(items: Sequence, batch_size: int, progress: bool | str = False):
     starts = range(0, len(items), batch_size)
     if progress:
         label = progress if isinstance(progress, str) else "encoding"
-        starts = tqdm(starts, desc=label, unit="batch", total=len(starts))
+        starts = ProgressBar(starts, desc=label, unit="batch", total=len(starts))
     for start in starts:
         yield items[start : start + batch_size]
 

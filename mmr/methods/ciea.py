@@ -248,7 +248,7 @@ def _extractor_for(folder: Path) -> ComplementExtractor:
 
 def _start(resources: Resources) -> tuple[VisualTokenEncoder, str]:
     """MARVEL's trained weights with a fresh (identity) extractor, or fresh MiniLM without them."""
-    marvel_folder = resources.settings.models_dir / marvel.NAME
+    marvel_folder = resources.settings.model_dir(marvel.NAME)
     try:
         start = f"marvel@{model_fingerprint(marvel_folder)}"
         base, _ = load_saved(marvel_folder)
@@ -320,7 +320,7 @@ def train(
         history=trainer.history,
     )
     if save:
-        folder = resources.settings.models_dir / NAME
+        folder = resources.settings.model_dir(NAME)
         extra = {"method": NAME, SAVED_KEY: BORROWED_CAPTIONS, "stages": asdict(trainer.settings)}
         model.save(folder, extra=extra)
         pool.save(folder)

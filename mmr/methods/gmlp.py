@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from mmr.config import Settings
 from mmr.encoders import l2_normalise
@@ -49,6 +48,7 @@ from mmr.methods.procrustes import (
     save_mapper,
     select_variant,
 )
+from mmr.progress import ProgressBar
 from mmr.retrievers.base import Resources
 from mmr.retrievers.trained import TrainedDenseRetriever
 from mmr.training.common import BestCheckpoint, Manifest, cosine_with_warmup, info_nce, minibatches, seed_everything
@@ -181,7 +181,7 @@ def project_training_tokens(
     """The token projection is fixed, so it runs once instead of every epoch."""
     parts = []
     with torch.inference_mode():
-        for start in tqdm(range(0, len(pooled), chunk), desc="grid tokens", unit="batch"):
+        for start in ProgressBar(range(0, len(pooled), chunk), desc="grid tokens", unit="batch"):
             parts.append(
                 mapper.tokens(
                     torch.from_numpy(pooled[start : start + chunk]),
@@ -231,7 +231,7 @@ def tune(
         mapper.train()
         losses = []
         batches = list(minibatches(len(pairs.groups), config.batch_size, rng))
-        for batch in tqdm(batches, desc=f"{stage} epoch {epoch}", unit="batch"):
+        for batch in ProgressBar(batches, desc=f"{stage} epoch {epoch}", unit="batch"):
             queries = mapper.encode_text(torch.from_numpy(pairs.query_vectors[batch]))
             documents = batch_documents(mapper, pairs, batch, tokens)
             loss = info_nce(queries, documents, 1 / config.temperature, [pairs.groups[i] for i in batch])
@@ -279,7 +279,7 @@ def train(settings: Settings, resources: Resources, seed: int) -> Manifest:
     history += tune(gated, pairs, dev, GMLP_TUNING, rng, "gmlp", tokens)
     candidates.append(("gmlp", dev_mrr(gated, dev), gated))
     stage, score, mapper = max(candidates, key=lambda candidate: candidate[1])
-    folder = settings.models_dir / NAME
+    folder = settings.model_dir(NAME)
     save_mapper(mapper, folder, {"variant": asdict(variant), "stage": stage})
     config = {
         "variant": asdict(variant),

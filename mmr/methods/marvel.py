@@ -127,7 +127,7 @@ def train(
         history=trainer.history,
     )
     if save:
-        folder = resources.settings.models_dir / NAME
+        folder = resources.settings.model_dir(NAME)
         model.save(folder, extra={"method": NAME, "stages": asdict(stages), SAVED_KEY: BORROWED_CAPTIONS})
         pool.save(folder)
         manifest.save(folder)  # last: its hash keys the indexes built from this model

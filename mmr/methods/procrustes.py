@@ -25,11 +25,11 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from mmr.config import Settings
 from mmr.encoders import TextEncoder, l2_normalise
 from mmr.encoders.efficientnet import ImageFeatures
+from mmr.progress import ProgressBar
 from mmr.retrievers.base import Resources
 from mmr.retrievers.trained import TrainedDenseRetriever
 from mmr.training.common import Manifest, seed_everything
@@ -343,7 +343,7 @@ def select_variant(
     """Fit every variant in closed form and keep the one with the best dev MRR@10."""
     history, best = [], None
     basis = PcaBasis.fit(l2_normalise(pairs.image_pooled))
-    for variant in tqdm(variants, desc="closed-form variants", unit="fit"):
+    for variant in ProgressBar(variants, desc="closed-form variants", unit="fit"):
         mapper = fit_linear_mapper(pairs, variant, basis)
         score = dev_mrr(mapper, dev)
         history.append({"stage": "closed-form", "variant": variant.tag, "dev_mrr_at_10": round(score, 4)})
@@ -363,7 +363,7 @@ def train(settings: Settings, resources: Resources, seed: int) -> Manifest:
     dev = dev_features(load_dev_set(settings), resources)
     variant, mapper, history = select_variant(pairs, dev)
     score = dev_mrr(mapper, dev)
-    folder = settings.models_dir / NAME
+    folder = settings.model_dir(NAME)
     save_mapper(mapper, folder, {"variant": asdict(variant)})
     manifest = Manifest(
         NAME,

@@ -250,7 +250,7 @@ def train_inbatch(
     kept = _stage1(run, history)
     manifest = run.manifest(INBATCH_NAME, seed, history, _stage1_config(MODEL, hp), kept)
     if save:
-        folder = settings.models_dir / INBATCH_NAME
+        folder = settings.model_dir(INBATCH_NAME)
         run.save(folder)
         manifest.save(folder)  # last: its hash keys the indexes
     return manifest
@@ -267,7 +267,7 @@ def _reusable_stage1(folder: Path, fingerprint: str, seed: int) -> Manifest | No
 
 def reuse_stage1(run: TrainingRun, seed: int) -> Manifest | None:
     """Load the matching trained ``dense-inbatch`` model into ``run`` (its manifest), or None if there is none."""
-    inbatch = run.settings.models_dir / INBATCH_NAME
+    inbatch = run.settings.model_dir(INBATCH_NAME)
     previous = _reusable_stage1(inbatch, run.fingerprint, seed)
     if previous is not None:
         log.info("reusing the stage-1 model in %s", inbatch)
@@ -303,7 +303,7 @@ def train(settings: Settings, resources: Resources, seed: int = 0) -> Manifest:
         history = []
         _stage1(run, history)
     best = hard_negative_stage(run, history, seed)
-    folder = settings.models_dir / NAME
+    folder = settings.model_dir(NAME)
     run.save(folder)
     config = {
         **_stage1_config(MODEL),

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
-from tqdm.auto import tqdm
 
 from mmr.encoders.base import batched
 from mmr.methods.univl_model import UniVLModel
+from mmr.progress import ProgressBar
 from mmr.training.common import BestCheckpoint, cosine_with_warmup, mine_hard_negatives, minibatches
 from mmr.training.data import mrr_at_10
 
@@ -266,7 +266,7 @@ def train_epoch(
     model.train()
     losses = []
     batches = list(minibatches(len(ts.queries), stage.batch_size, rng))
-    for batch in tqdm(batches, desc=desc, unit="batch", leave=False):
+    for batch in ProgressBar(batches, desc=desc, unit="batch", leave=False):
         if negatives is None:
             columns = [int(ts.positive_rows[i]) for i in batch]
         else:
@@ -346,7 +346,7 @@ def run_stage(
     if score_start:
         with _threads(threads):
             score(0, None, time.time())
-    for epoch in tqdm(range(1, stage.epochs + 1), desc=tag, unit="epoch"):
+    for epoch in ProgressBar(range(1, stage.epochs + 1), desc=tag, unit="epoch"):
         start = time.time()
         with _threads(threads):
             loss = train_epoch(model, optimizer, scheduler, text_fn, ts, stage, rng, negatives, f"{tag} epoch {epoch}")

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from mmr.encoders.efficientnet import ImageFeatures
 from mmr.methods.visual_states import DevTable, LayerStates, TrainingTable, grid_rows
 from mmr.methods.visual_tokens import VisualTokenEncoder
+from mmr.progress import ProgressBar
 from mmr.training.common import BestCheckpoint, cosine_with_warmup, info_nce, mine_hard_negatives
 from mmr.training.data import mrr_at_10
 
@@ -132,7 +132,7 @@ class StageTrainer:
         """States below ``layers`` of: "docs" (training table), "queries", "dev" (dev images)."""
         key = f"{name}@{layers}"
         if key not in self._states:
-            bar = lambda it: tqdm(it, desc=f"layer-{layers} states: {name}", unit="batch")  # noqa: E731
+            bar = lambda it: ProgressBar(it, desc=f"layer-{layers} states: {name}", unit="batch")  # noqa: E731
             if name == "docs":
                 images = self._image_states(self.table.grid, self.captions, layers, bar)
                 self._states[key] = images.concat(self.text_states(self.table.texts, layers, bar))
@@ -216,7 +216,7 @@ class StageTrainer:
         schedule = cosine_with_warmup(optimizer, steps)
         m.train()
         m.lm.eval()  # frozen: no dropout noise on a fixed function
-        for batch in tqdm(self._batches(examples, steps), total=steps, desc=f"stage {tag}", unit="step"):
+        for batch in ProgressBar(self._batches(examples, steps), total=steps, desc=f"stage {tag}", unit="step"):
             captions = self.captions if self.captions_in_pretraining else None
             docs = m.embed(*self.image_inputs(self.table.grid, captions, self.table.positives[batch]))
             q = torch.stack([fixed[int(i)] for i in batch])
@@ -252,7 +252,7 @@ class StageTrainer:
         steps = self._steps(len(examples), epochs)
         schedule = cosine_with_warmup(optimizer, steps)
         m.train()
-        for batch in tqdm(self._batches(examples, steps), total=steps, desc=f"stage {tag}", unit="step"):
+        for batch in ProgressBar(self._batches(examples, steps), total=steps, desc=f"stage {tag}", unit="step"):
             columns = self.table.positives[batch]
             if negatives is not None:
                 mined = np.concatenate([negatives[0][batch], negatives[1][batch]])

@@ -24,6 +24,9 @@ class RetrieverSpec:
     # An environment variable that must name an outside resource, a checkpoint no package ships
     # (``mmr build`` skips the retriever without it, and says so)
     needs_variable: str | None = None
+    # Trained methods whose served model this one's training reads (a teacher, a start state, a reused
+    # stage): the background trainer trains them first and skips this one when one of them failed.
+    after: tuple[str, ...] = ()
 
     def unmet_requirement(self) -> str | None:
         """What to do before this retriever can be built here (its ``needs_variable`` is unset), or None."""
@@ -76,6 +79,7 @@ RETRIEVERS: dict[str, RetrieverSpec] = {
         description="a frozen dense retriever's vectors mapped to MiniLM vocabulary weights; Seismic inverted index",
         trainer="mmr.methods.lsr:train",
         hyperparameters="mmr.methods.lsr.training:LSRTraining",
+        after=("dense-inbatch",),
     ),
     "dense-inbatch": RetrieverSpec(
         "mmr.methods.univl_dr:DenseInBatchRetriever",
@@ -93,6 +97,7 @@ RETRIEVERS: dict[str, RetrieverSpec] = {
         trained=True,
         description="image + verbalisation (class names, borrowed captions); modality-balanced hard negatives",
         trainer="mmr.methods.univl_dr:train",
+        after=("dense-inbatch",),
     ),
     "procrustes": RetrieverSpec(
         "mmr.methods.procrustes:ProcrustesRetriever",
@@ -127,8 +132,23 @@ RETRIEVERS: dict[str, RetrieverSpec] = {
         description="MARVEL + complementary-information extractor; image caption = its ImageNet class names",
         trainer="mmr.methods.ciea:train",
         hyperparameters="mmr.methods.marvel:SERVED_DATA",
+        after=("marvel",),
     ),
 }
+
+
+# The order `mmr train-all` (and the app's background trainer) trains in: every method after those it
+# reads (``after``), and otherwise the quickest first, so that a fresh app gains methods as early as it can.
+TRAINING_ORDER: tuple[str, ...] = (
+    "procrustes",
+    "borrowed-captions",
+    "procrustes-gmlp",
+    "dense-inbatch",
+    "univl-dr",
+    "marvel",
+    "ciea",
+    "lsr",
+)
 
 
 def _attribute(reference: str):
@@ -163,6 +183,7 @@ __all__ = [
     "Resources",
     "Retriever",
     "RetrieverSpec",
+    "TRAINING_ORDER",
     "UnknownRetrieverError",
     "served_hyperparameters",
     "retriever_spec",

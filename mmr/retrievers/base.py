@@ -79,6 +79,12 @@ class Resources:
         self._extras: dict[str, object] = {}
         self._lock = threading.Lock()
 
+    def with_settings(self, settings: Settings) -> Resources:
+        """The same loaded encoders under other settings (a training run's staged release folders)."""
+        view = Resources(settings, self.device)
+        view._encoders, view._extras, view._lock = self._encoders, self._extras, self._lock
+        return view
+
     def encoder(self, name: str) -> Encoder:
         with self._lock:
             if name not in self._encoders:

@@ -81,7 +81,7 @@ def train(settings: Settings, resources: Resources, seed: int = 0) -> Manifest:
     queries = model.encode_texts([dev.benchmark.queries[q] for q in qids])
     score = mrr_at_10(documents, [d.id for d in dev.image_documents], queries, qids, dev.benchmark.qrels)
     log.info("%s: %d captions in the pool, dev MRR@10 %.4f", NAME, len(pool.ids), score)
-    folder = settings.models_dir / NAME
+    folder = settings.model_dir(NAME)
     folder.mkdir(parents=True, exist_ok=True)
     pool.save(folder)
     config = {"borrowed": {"neighbours": chosen.neighbours, "weight": chosen.weight}, "pool_images": len(pool.ids)}

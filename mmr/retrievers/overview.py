@@ -46,6 +46,6 @@ def overview(settings: Settings, names: Iterable[str]) -> list[RetrieverOverview
 
 def _manifest(settings: Settings, name: str) -> Manifest | None:
     try:
-        return Manifest.load(settings.models_dir / name)
+        return Manifest.load(settings.model_dir(name))
     except (FileNotFoundError, ValueError, TypeError):  # not trained, or a manifest this code cannot read
         return None

@@ -38,7 +38,9 @@ class DualEncoderModel(Protocol):
 def model_fingerprint(folder: Path) -> str:
     manifest = folder / MANIFEST
     if not manifest.exists():
-        raise IndexMismatchError(f"no trained model at {folder}; train it with `python -m mmr train {folder.name}`")
+        # a release's model folder is <name>/<stamp>/model; a model from before releases is models/<name>
+        name = folder.parent.parent.name if folder.name == "model" else folder.name
+        raise IndexMismatchError(f"no trained model at {folder}; train it with `python -m mmr train {name}`")
     return hashlib.sha256(manifest.read_bytes()).hexdigest()[:12]
 
 
@@ -57,7 +59,7 @@ class TrainedDenseRetriever(Retriever):
 
     @classmethod
     def model_folder(cls, resources: Resources) -> Path:
-        return resources.settings.models_dir / cls.name
+        return resources.settings.model_dir(cls.name)
 
     @classmethod
     def params_for(cls, corpus: Corpus, dim: int, resources: Resources) -> IndexParams:

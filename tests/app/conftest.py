@@ -46,6 +46,9 @@ class RunningApp:
     port: int = field(default_factory=_free_port)
     process: subprocess.Popen | None = None
     log_path: Path | None = None
+    # e.g. MMR_INDEX_STORE for an app on a store of its own; by default the app trains nothing in the
+    # background (the tests that watch it train turn it on)
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -63,6 +66,8 @@ class RunningApp:
             "GRADIO_SERVER_NAME": "127.0.0.1",
             "HF_HUB_OFFLINE": "1",
             "GRADIO_ANALYTICS_ENABLED": "False",
+            "MMR_TRAIN_IN_BACKGROUND": "0",
+            **self.extra_env,
         }
         env.pop("MMR_DB", None)
         self.log_path = self.data_dir / f"app-{int(time.time() * 1000)}.log"

@@ -41,7 +41,7 @@ class LSRRetriever(Retriever):
 
     @classmethod
     def model_folder(cls, resources: Resources) -> Path:
-        return resources.settings.models_dir / cls.name
+        return resources.settings.model_dir(cls.name)
 
     @classmethod
     def params_for(cls, corpus: Corpus, resources: Resources) -> IndexParams:

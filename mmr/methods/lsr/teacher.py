@@ -46,7 +46,7 @@ class ZeroShotTeacher:
 
 
 def _dev_score(settings: Settings, name: str) -> float | None:
-    manifest = settings.models_dir / name / "manifest.json"
+    manifest = settings.model_dir(name) / "manifest.json"
     if not manifest.exists():
         return None
     return float(json.loads(manifest.read_text()).get("dev_mrr_at_10", 0.0))
@@ -81,7 +81,7 @@ def load_teacher(name: str, resources: Resources) -> DualEncoderModel:
         return ZeroShotTeacher(resources)
     from mmr.retrievers import retriever_spec
 
-    return retriever_spec(name).retriever_class().load_model(resources.settings.models_dir / name, resources)
+    return retriever_spec(name).retriever_class().load_model(resources.settings.model_dir(name), resources)
 
 
 def teacher_tag(name: str, settings: Settings) -> str:
@@ -92,4 +92,4 @@ def teacher_tag(name: str, settings: Settings) -> str:
         return f"{name}@{TEXT_ENCODER}+{IMAGE_ENCODER}"
     from mmr.retrievers.trained import model_fingerprint
 
-    return f"{name}@{model_fingerprint(settings.models_dir / name)}"
+    return f"{name}@{model_fingerprint(settings.model_dir(name))}"

@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from mmr.config import Settings
 from mmr.methods.lsr.dev import DevProbe, dev_probes, mean_over, relative_cost
@@ -32,6 +31,7 @@ from mmr.methods.lsr.head import (
 )
 from mmr.methods.lsr.model import LSRConfig, LSRModel
 from mmr.methods.lsr.teacher import TEACHER_CHOICES, choose_teacher, load_teacher, teacher_tag
+from mmr.progress import ProgressBar
 from mmr.retrievers.base import Resources
 from mmr.retrievers.trained import DualEncoderModel
 from mmr.training.common import MANIFEST, CheapestWithinTie, Manifest, minibatches, seed_everything
@@ -102,6 +102,9 @@ class LSRTraining:
     # .289 -> .309); the teacher encodes them once (~2 minutes), so more would cost the 15-minute budget.
     # What it cost: denser documents, and terms less often the text's own words (docs/findings.md).
     unlabelled_pairs: int = 12_000
+    # ... but never more than this many per labelled pair, so that a small training set (the tests' tiny
+    # index_store) is not drowned in glosses; the real one (~6,000 labelled pairs) keeps all 12,000.
+    unlabelled_per_labelled: float = 3.0
     # Hard negatives for distillation (0: none, the paper's in-batch only): each example whose positive is an
     # image brings one more image into its batch, drawn from the teacher's ``hard_negatives`` nearest training
     # images to its query. The images setting ranks ~950 pictures against each other, and random in-batch
@@ -213,7 +216,7 @@ def train_epoch(
     penalty = SPARSITY_PENALTIES[hp.penalty]
     sums = {"distill": 0.0, "penalty": 0.0, "restricted": 0}
     batches = list(minibatches(len(tables.query_row), hp.batch_size, rng))
-    for batch in tqdm(batches, desc=label, unit="batch", leave=False):
+    for batch in ProgressBar(batches, desc=label, unit="batch", leave=False):
         q_rows, d_rows = tables.query_row[batch], tables.document_row[batch]
         if hp.hard_negatives:
             d_rows = np.concatenate([d_rows, tables.hard_negatives_for(batch, rng)])
@@ -302,8 +305,9 @@ def train(
     teacher = load_teacher(teacher_name, resources)
     vocabulary = Vocabulary.from_path(packaged_minilm_path())
     data = load_training_data(settings, resources)
-    if hp.unlabelled_pairs:
-        data = data.with_examples(*unlabelled_wordnet_pairs(settings, hp.unlabelled_pairs, seed))
+    unlabelled = min(hp.unlabelled_pairs, int(hp.unlabelled_per_labelled * len(data.examples)))
+    if unlabelled:
+        data = data.with_examples(*unlabelled_wordnet_pairs(settings, unlabelled, seed))
     log.info("lsr: %d training pairs", len(data.examples))
     tables = teacher_tables(data, teacher, vocabulary, resources)
     if hp.hard_negatives:
@@ -328,7 +332,7 @@ def train(
         expand_texts=mode == "expanded",
         query_terms=query_terms,
     )
-    folder = settings.models_dir / NAME
+    folder = settings.model_dir(NAME)
     if save:
         (folder / MANIFEST).unlink(missing_ok=True)  # a half-written model must not pass for the old one
         LSRModel(config, head, vocabulary, teacher).save(folder)

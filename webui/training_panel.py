@@ -1,0 +1,82 @@
+"""Beside the retriever picker: which methods are still training, how far, and what failed.
+
+Rendered from the trainer's status file (mmr.training.status) and the service's loaded releases; the
+Search tab re-renders it on a timer while something is training, and adds each method to the picker
+as soon as the app has loaded it.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+
+from mmr.retrievers import RETRIEVERS
+from mmr.training.status import DONE, FAILED, INTERRUPTED, QUEUED, RUNNING, SKIPPED, PipelineStatus
+
+TRAINING_CSS = """
+#training-status .training-row { display: flex; gap: 8px; align-items: center; font-size: 13px; margin: 2px 0; }
+#training-status .training-name { min-width: 190px; font-weight: 600; }
+#training-status progress { width: 160px; height: 10px; }
+#training-status .training-failed { color: var(--error-text-color, #b91c1c); }
+#training-status code { font-size: 12px; }
+"""
+
+
+def _label(name: str) -> str:
+    spec = RETRIEVERS.get(name)
+    return html.escape(spec.label if spec else name)
+
+
+def _row(name: str, body: str, css: str = "") -> str:
+    return f'<div class="training-row {css}"><span class="training-name">{_label(name)}</span>{body}</div>'
+
+
+def _running(name: str, method, now: float) -> str:
+    fraction = method.fraction
+    bar = f'<progress value="{fraction:.3f}" max="1"></progress>' if fraction is not None else "<progress></progress>"
+    stage = html.escape(method.stage or "starting")
+    done = f"{method.done:.0f}/{method.total:.0f}" if method.total else ""
+    elapsed = f"{now - method.started:.0f} s" if method.started else ""
+    return _row(name, f"training · {stage} {bar} {done} · {elapsed}")
+
+
+def _failed(name: str, method) -> str:
+    parts = [f"{method.state}: {html.escape(method.error)}"]
+    if method.log_line and method.log_line not in method.error:
+        parts.append(f"<br>last log line: <code>{html.escape(method.log_line[:300])}</code>")
+    if method.log:
+        parts.append(f"<br>log: <code>{html.escape(method.log)}</code>")
+    parts.append(f"<br>to retry: <code>{html.escape(method.command)}</code>")
+    return _row(name, "<span>" + "".join(parts) + "</span>", "training-failed")
+
+
+def training_html(status: PipelineStatus | None, loaded: set[str], now: float | None = None) -> str:
+    """The panel for ``status`` (None: no trainer ever ran here); empty once nothing is left to say."""
+    now = now or time.time()
+    trained = [name for name, spec in RETRIEVERS.items() if spec.trainer]
+    rows = []
+    methods = status.methods if status else {}
+    for name, method in methods.items():
+        if method.state == RUNNING:
+            rows.append(_running(name, method, now))
+        elif method.state == QUEUED:
+            rows.append(_row(name, "waiting to train"))
+        elif method.state in (FAILED, SKIPPED, INTERRUPTED):
+            rows.append(_failed(name, method))
+        elif method.state == DONE and name not in loaded:
+            rows.append(_row(name, "trained; loading into the app"))
+    missing = [name for name in trained if name not in loaded and name not in methods]
+    if missing:
+        names = ", ".join(_label(name) for name in missing)
+        rows.append(
+            f'<div class="training-row">Not trained here: {names}. '
+            "<code>python -m mmr train-all</code> trains them (the app brings them in when each is done).</div>"
+        )
+    if not rows:
+        return ""
+    head = "Methods still training (they join the list above when ready):" if status and status.active() else ""
+    return (f"<div>{head}</div>" if head else "") + "".join(rows)
+
+
+def training_active(status: PipelineStatus | None) -> bool:
+    return bool(status and status.alive and status.active())

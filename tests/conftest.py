@@ -13,3 +13,23 @@ def real_resources(tmp_path_factory):
 
     store = tmp_path_factory.mktemp("index_store")
     return Resources(Settings(index_store=store, data_dir=tmp_path_factory.mktemp("data")), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory):
+    """Settings of a tiny index_store built by the real build code (tests/tiny_store.py); nothing trained.
+    Tests that train copy it first (``copy_tiny_store``), so each starts from the same untrained store."""
+    from tests.tiny_store import build_tiny_store
+
+    return build_tiny_store(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture
+def copy_tiny_store(tiny_store, tmp_path):
+    """A private copy of the tiny store (its corpora point at the shared rendered media, read only)."""
+    import shutil
+    from dataclasses import replace
+
+    target = tmp_path / "index_store"
+    shutil.copytree(tiny_store.index_store, target, symlinks=True)
+    return replace(tiny_store, index_store=target, data_dir=tmp_path / "data")

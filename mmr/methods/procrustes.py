@@ -12,10 +12,8 @@ Every variant collapses to one affine map per modality followed by L2 normalisat
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -229,22 +227,11 @@ class PairedFeatures:
 
 
 def frozen_text_vectors(resources: Resources, texts: Sequence[str], progress: str) -> np.ndarray:
-    """Frozen MiniLM embeddings, cached on disk by content: both trainers of this module embed the
-    same ~9,000 texts, which takes minutes on a shared 2-core machine."""
+    """Frozen MiniLM embeddings (large batches come from the shared on-disk cache, encoders/cache.py)."""
     texts = list(texts)
     if not texts:
         return np.zeros((0, resources.encoder(TEXT_ENCODER).dim), np.float32)
-    digest = hashlib.sha256("\x1e".join(texts).encode()).hexdigest()[:16]
-    folder = resources.settings.features_dir / TEXT_ENCODER
-    path = folder / f"texts-{digest}.npy"
-    if path.exists():
-        return np.load(path, allow_pickle=False)
-    vectors = resources.encoder(TEXT_ENCODER).encode(texts, progress=progress)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f"texts-{digest}.{os.getpid()}.tmp.npy"  # renamed into place: readers never see half a file
-    np.save(tmp, vectors)
-    tmp.replace(path)
-    return vectors
+    return resources.encoder(TEXT_ENCODER).encode(texts, progress=progress)
 
 
 def paired_features(data: TrainingData, resources: Resources) -> PairedFeatures:

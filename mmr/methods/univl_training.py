@@ -36,6 +36,9 @@ class StageSettings:
     lr_head: float = 1e-3
     weight_decay: float = 0.01
     warmup: float = 0.1
+    # Early stopping on dev: end the stage after this many epochs in a row that did not improve the best
+    # dev score (None: run every epoch). An epoch of the text tower costs ~90 s here.
+    patience: int | None = None
 
 
 # ----------------------------------------------------------------------------- loss
@@ -321,7 +324,7 @@ def run_stage(
     scheduler = cosine_with_warmup(optimizer, steps, stage.warmup)
     best = best or BestCheckpoint()
 
-    def score(epoch: int, loss: float | None, started: float) -> None:
+    def score(epoch: int, loss: float | None, started: float) -> bool:
         scores = {f"dev_{d.name}": round(dev_mrr(model, text_fn, d), 4) for d in dev}
         selection = round(float(np.mean(list(scores.values()))), 4)
         checkpoint = f"{tag} epoch {epoch}"
@@ -338,7 +341,7 @@ def run_stage(
             }
         )
         log.info("%s: loss %s, dev MRR@10 %s", checkpoint, "-" if loss is None else f"{loss:.3f}", scores)
-        best.offer(selection, model, checkpoint)
+        return best.offer(selection, model, checkpoint)
 
     # The head alone is a small MLP: a second thread buys nothing and, on a busy machine, costs
     # several times the work in thread synchronisation.
@@ -346,11 +349,16 @@ def run_stage(
     if score_start:
         with _threads(threads):
             score(0, None, time.time())
+    stale = 0
     for epoch in ProgressBar(range(1, stage.epochs + 1), desc=tag, unit="epoch"):
         start = time.time()
         with _threads(threads):
             loss = train_epoch(model, optimizer, scheduler, text_fn, ts, stage, rng, negatives, f"{tag} epoch {epoch}")
-            score(epoch, loss, start)
+            improved = score(epoch, loss, start)
+        stale = 0 if improved else stale + 1
+        if stage.patience is not None and stale >= stage.patience and epoch < stage.epochs:
+            log.info("%s: no dev gain in %d epoch(s); stopped after epoch %d of %d", tag, stale, epoch, stage.epochs)
+            break
     best.restore(model)
     log.info("%s: kept %s (dev MRR@10 %.4f)", tag, best.tag, best.score)
     return best

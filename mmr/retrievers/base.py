@@ -22,6 +22,8 @@ from PIL import Image
 from mmr.config import Settings
 from mmr.corpus.format import Corpus
 from mmr.encoders import Encoder, l2_normalise, load_encoder
+from mmr.encoders.base import TextEncoder
+from mmr.encoders.cache import CachedTextEncoder
 from mmr.encoders.efficientnet import ImageFeatures
 from mmr.types import Document, Hit, Query
 
@@ -86,9 +88,13 @@ class Resources:
         return view
 
     def encoder(self, name: str) -> Encoder:
+        """The shared, frozen encoder ``name``; a text encoder's large batches are cached on disk."""
         with self._lock:
             if name not in self._encoders:
-                self._encoders[name] = load_encoder(name, device=self.device)
+                encoder = load_encoder(name, device=self.device)
+                if isinstance(encoder, TextEncoder):
+                    encoder = CachedTextEncoder(encoder, self.settings.features_dir / name)
+                self._encoders[name] = encoder
             return self._encoders[name]
 
     def verbaliser(self, text_encoder: str = "minilm-l6"):

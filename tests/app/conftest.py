@@ -49,6 +49,7 @@ class RunningApp:
     # e.g. MMR_INDEX_STORE for an app on a store of its own; by default the app trains nothing in the
     # background (the tests that watch it train turn it on)
     extra_env: dict[str, str] = field(default_factory=dict)
+    repo: Path = REPO_ROOT  # the checkout whose app.py runs (a clean copy, for the Spaces test)
 
     @property
     def url(self) -> str:
@@ -70,10 +71,11 @@ class RunningApp:
             **self.extra_env,
         }
         env.pop("MMR_DB", None)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir / f"app-{int(time.time() * 1000)}.log"
         log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "app.py"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "app.py"], cwd=self.repo, env=env, stdout=log, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -49,7 +49,7 @@ def test_every_method_comes_in_while_the_app_serves(training_app, browser, artif
     pid = app.process.pid
     first = _search(client, ["bm25", "zeroshot-verbal", "lsr"])
     assert first["bm25"]["hits"] and first["zeroshot-verbal"]["hits"], "the baselines did not answer at once"
-    assert not first["lsr"]["hits"] and "not available" in first["lsr"]["error"], first["lsr"]
+    assert not first["lsr"]["hits"] and "python -m mmr train lsr" in first["lsr"]["error"], first["lsr"]
 
     # the page a visitor opens now: the panel beside the picker shows a method training, with a bar that moves
     page = browser.new_page(viewport={"width": 1400, "height": 900})

@@ -169,11 +169,9 @@ def test_upload_over_the_size_limit_is_refused_with_a_clear_message(running_app,
     assert_still_answers(client)
 
 
-def test_sparse_hits_come_with_the_terms_they_share_with_the_query(running_app, client):
+def test_sparse_hits_come_with_the_terms_they_share_with_the_query(trained_app):
     """LSR's hits carry their explanation (top and shared terms), in the API and in the detail view."""
-    available = client.predict(api_name="/judging_options")["collections"]["stamps"]
-    if "lsr" not in available:
-        pytest.skip("no trained LSR model in index_store/models (run `python -m mmr train lsr`)")
+    client = Client(trained_app.url, verbose=False)
     answer = client.predict("a red flower", "stamps", ["lsr"], 5, api_name="/search_json")
     (result,) = answer["results"]
     assert set(result["explanations"]) == {hit["doc_id"] for hit in result["hits"]}
@@ -197,11 +195,9 @@ def test_sparse_hits_come_with_the_terms_they_share_with_the_query(running_app, 
             assert all(t["term"] in names for t in explanation["shared_terms"] if t[weight_key] > floor), side
 
 
-def test_univl_image_hits_say_which_captions_they_borrowed(running_app, client):
+def test_univl_image_hits_say_which_captions_they_borrowed(trained_app):
     """UniVL-DR's image hits carry their class names and the training captions their embedding borrowed."""
-    available = client.predict(api_name="/judging_options")["collections"]["stamps"]
-    if "univl-dr" not in available:
-        pytest.skip("no trained UniVL-DR model in index_store/models (run `python -m mmr train univl-dr`)")
+    client = Client(trained_app.url, verbose=False)
     answer = client.predict("a frog", "stamps", ["univl-dr"], 5, api_name="/search_json")
     (result,) = answer["results"]
     assert set(result["explanations"]) == {hit["doc_id"] for hit in result["hits"]}  # every hit is an image

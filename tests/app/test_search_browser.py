@@ -158,10 +158,8 @@ def test_retriever_overview_says_what_each_loaded_retriever_is(running_app, sear
     page.screenshot(path=artifacts_dir / "search-retriever-overview.png")
 
 
-def test_sparse_hit_shows_the_terms_it_shares_with_the_query(running_app, search_page, artifacts_dir):
-    available = Client(running_app.url, verbose=False).predict(api_name="/judging_options")["collections"]["stamps"]
-    if "lsr" not in available:
-        pytest.skip("no trained LSR model in index_store/models (run `python -m mmr train lsr`)")
+def test_sparse_hit_shows_the_terms_it_shares_with_the_query(trained_app, browser, artifacts_dir):
+    search_page = SearchPage(browser.new_page(viewport={"width": 1400, "height": 1000})).open(trained_app.url)
     page = search_page.page
     search_page.choose("stamps", ["BM25", "Dense2Sparse LSR"])
     search_page.search("a red flower")
@@ -177,10 +175,8 @@ def test_sparse_hit_shows_the_terms_it_shares_with_the_query(running_app, search
     page.screenshot(path=artifacts_dir / "search-sparse-terms.png")
 
 
-def test_univl_hit_shows_the_captions_its_image_borrowed(running_app, search_page, artifacts_dir):
-    available = Client(running_app.url, verbose=False).predict(api_name="/judging_options")["collections"]["stamps"]
-    if "univl-dr" not in available:
-        pytest.skip("no trained UniVL-DR model in index_store/models (run `python -m mmr train univl-dr`)")
+def test_univl_hit_shows_the_captions_its_image_borrowed(trained_app, browser, artifacts_dir):
+    search_page = SearchPage(browser.new_page(viewport={"width": 1400, "height": 1000})).open(trained_app.url)
     page = search_page.page
     search_page.choose("stamps", ["UniVL-DR"])
     search_page.search("a frog")

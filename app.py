@@ -57,7 +57,7 @@ def build_demo(resources):
                     "\n".join(f"- **{name}** on `{coll}`: {why}" for (name, coll), why in sorted(broken.items()))
                 )
         with gr.Tab("Search"):
-            build_search_tab(resources)
+            build_search_tab(demo, resources)
         with gr.Tab("Judge (blind)", elem_id="tab-judge") as judge_tab:
             judge_session = build_judge_tab(demo, resources, judging)
         with gr.Tab("Analysis", elem_id="tab-analysis") as analysis_tab:

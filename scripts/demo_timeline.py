@@ -53,7 +53,7 @@ def screenshot(url: str, path: Path) -> None:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url)
-        page.locator("#training-status progress").first.wait_for(timeout=60_000)
+        page.locator("#training-status .training-bar").first.wait_for(timeout=60_000)
         page.wait_for_timeout(1500)
         page.screenshot(path=str(path), clip={"x": 0, "y": 0, "width": 1400, "height": 620})
         browser.close()
@@ -69,7 +69,9 @@ def main() -> None:
     env = {**os.environ, "GRADIO_SERVER_PORT": str(args.port), "GRADIO_ANALYTICS_ENABLED": "False"}
     log = (REPO / "demo-timeline.log").open("w")
     start = time.monotonic()
-    demo = subprocess.Popen(["make", "demo"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    demo = subprocess.Popen(
+        ["make", "demo"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     rows = []
     try:
         while not answers(url):

@@ -33,21 +33,3 @@ def copy_tiny_store(tiny_store, tmp_path):
     target = tmp_path / "index_store"
     shutil.copytree(tiny_store.index_store, target, symlinks=True)
     return replace(tiny_store, index_store=target, data_dir=tmp_path / "data")
-
-
-@pytest.fixture(scope="session")
-def trained_tiny_store(tiny_store, tmp_path_factory):
-    """A copy of the tiny store with every method trained by ``mmr train-all``'s own code (in-process)."""
-    import shutil
-    from dataclasses import replace
-
-    from mmr.training.pipeline import run_pipeline
-    from mmr.training.status import DONE
-
-    root = tmp_path_factory.mktemp("tiny-trained")
-    shutil.copytree(tiny_store.index_store, root / "index_store", symlinks=True)
-    settings = replace(tiny_store, index_store=root / "index_store", data_dir=root / "data")
-    status = run_pipeline(settings)
-    failed = {name: m.error for name, m in status.methods.items() if m.state != DONE}
-    assert not failed, f"training on the tiny store failed: {failed}"
-    return settings

@@ -289,6 +289,11 @@ def _training_panel(resources: AppResources) -> tuple[gr.HTML, gr.Timer]:
     return panel, gr.Timer(TRAINING_REFRESH_SECONDS, active=True)
 
 
+def _picker_now(resources: AppResources, collection: str):
+    choices = resources.retriever_choices(collection) if collection in resources.service.collections else []
+    return gr.CheckboxGroup(choices=choices), [name for _, name in choices]
+
+
 def _training_tick(resources: AppResources, collection: str, shown: list | None):
     """The panel, the picker's choices if methods came in since ``shown``, and whether to keep ticking."""
     status = read_status(resources.settings)
@@ -303,10 +308,17 @@ def _training_tick(resources: AppResources, collection: str, shown: list | None)
     return panel, picker, names, gr.Timer(active=training_active(status) or pending)
 
 
-def build_search_tab(resources: AppResources) -> None:
+def build_search_tab(demo: gr.Blocks, resources: AppResources) -> None:
     query = _build_query_panel(resources)
     training, timer = _training_panel(resources)
     shown_choices = gr.State([name for _, name in resources.retriever_choices(query.collection.value)])
+    # The picker was built when the app started; a page opened later lists what is loaded by then.
+    demo.load(
+        lambda collection: _picker_now(resources, collection),
+        inputs=query.collection,
+        outputs=[query.retrievers, shown_choices],
+        api_visibility="private",
+    )
     timer.tick(
         lambda collection, shown: _training_tick(resources, collection, shown),
         inputs=[query.collection, shown_choices],
@@ -355,10 +367,7 @@ def build_search_tab(resources: AppResources) -> None:
         api_visibility="private",
     )
     query.collection.change(
-        lambda name: (
-            gr.CheckboxGroup(choices=resources.retriever_choices(name)),
-            [n for _, n in resources.retriever_choices(name)],
-        ),
+        lambda name: _picker_now(resources, name),
         inputs=query.collection,
         outputs=[query.retrievers, shown_choices],
         api_visibility="private",

@@ -16,7 +16,10 @@ from mmr.training.status import DONE, FAILED, INTERRUPTED, QUEUED, RUNNING, SKIP
 TRAINING_CSS = """
 #training-status .training-row { display: flex; gap: 8px; align-items: center; font-size: 13px; margin: 2px 0; }
 #training-status .training-name { min-width: 190px; font-weight: 600; }
-#training-status progress { width: 160px; height: 10px; }
+#training-status .training-bar { display: inline-block; width: 160px; height: 10px; border-radius: 5px;
+  background: var(--neutral-200, #e5e7eb); overflow: hidden; vertical-align: middle; }
+#training-status .training-bar > span { display: block; height: 100%;
+  background: var(--color-accent, #f97316); }
 #training-status .training-failed { color: var(--error-text-color, #b91c1c); }
 #training-status code { font-size: 12px; }
 """
@@ -32,8 +35,11 @@ def _row(name: str, body: str, css: str = "") -> str:
 
 
 def _running(name: str, method, now: float) -> str:
-    fraction = method.fraction
-    bar = f'<progress value="{fraction:.3f}" max="1"></progress>' if fraction is not None else "<progress></progress>"
+    fraction = method.fraction or 0.0
+    bar = (
+        f'<span class="training-bar" role="progressbar" aria-valuenow="{fraction:.3f}">'
+        f'<span style="width: {fraction:.1%}"></span></span>'
+    )
     stage = html.escape(method.stage or "starting")
     done = f"{method.done:.0f}/{method.total:.0f}" if method.total else ""
     elapsed = f"{now - method.started:.0f} s" if method.started else ""
@@ -74,7 +80,14 @@ def training_html(status: PipelineStatus | None, loaded: set[str], now: float | 
         )
     if not rows:
         return ""
-    head = "Methods still training (they join the list above when ready):" if status and status.active() else ""
+    head = ""
+    if status and status.active():
+        done = sum(m.state == DONE for m in methods.values())
+        minutes = (now - status.started) / 60
+        head = (
+            f"Training in the background: {done} of {len(methods)} methods done, {minutes:.0f} min so far. "
+            "Each joins the retriever list above when it is ready."
+        )
     return (f"<div>{head}</div>" if head else "") + "".join(rows)
 
 

@@ -117,17 +117,6 @@ def running_app(tmp_path_factory):
     app.stop()
 
 
-@pytest.fixture(scope="module")
-def trained_app(trained_tiny_store, tmp_path_factory):
-    """The app on the tiny store with every method trained (tests of what trained methods show)."""
-    app = RunningApp(
-        tmp_path_factory.mktemp("trained-app-data"), extra_env={"MMR_INDEX_STORE": str(trained_tiny_store.index_store)}
-    )
-    app.start()
-    yield app
-    app.stop()
-
-
 @pytest.fixture(scope="session")
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)

@@ -158,37 +158,6 @@ def test_retriever_overview_says_what_each_loaded_retriever_is(running_app, sear
     page.screenshot(path=artifacts_dir / "search-retriever-overview.png")
 
 
-def test_sparse_hit_shows_the_terms_it_shares_with_the_query(trained_app, browser, artifacts_dir):
-    search_page = SearchPage(browser.new_page(viewport={"width": 1400, "height": 1000})).open(trained_app.url)
-    page = search_page.page
-    search_page.choose("stamps", ["BM25", "Dense2Sparse LSR"])
-    search_page.search("a red flower")
-    headers = page.locator(".prose.column-header")
-    column = next(c for c in range(2) if "Dense2Sparse LSR" in headers.nth(c).inner_text())  # registry order
-    expect(page.locator(f"#details-{column}-0")).to_be_visible()
-    assert "shared: " in search_page.card_texts(column)[0]
-    assert not any("shared: " in text for text in search_page.card_texts(1 - column)), "BM25 explains nothing"
-    detail = search_page.open_details(column, 0)
-    for part in ("Why Dense2Sparse LSR matched: score", "shared term", "Query's top terms:", "Document's top terms:"):
-        assert part in detail, (part, detail)
-    search_page.detail.scroll_into_view_if_needed()
-    page.screenshot(path=artifacts_dir / "search-sparse-terms.png")
-
-
-def test_univl_hit_shows_the_captions_its_image_borrowed(trained_app, browser, artifacts_dir):
-    search_page = SearchPage(browser.new_page(viewport={"width": 1400, "height": 1000})).open(trained_app.url)
-    page = search_page.page
-    search_page.choose("stamps", ["UniVL-DR"])
-    search_page.search("a frog")
-    expect(page.locator("#details-0-0")).to_be_visible()
-    assert "borrowed: " in search_page.card_texts(0)[0]
-    detail = search_page.open_details(0, 0)
-    for part in ("What UniVL-DR reads in this image", "Class names (ImageNet, from the pixels):", "borrowed caption"):
-        assert part in detail, (part, detail)
-    search_page.detail.scroll_into_view_if_needed()
-    page.screenshot(path=artifacts_dir / "search-borrowed-captions.png")
-
-
 def test_image_query_finds_the_same_stamp_and_grades_it(running_app, search_page, artifacts_dir, tmp_path):
     page = search_page.page
     search_page.choose("stamps", ["BM25", "Zero-shot verbalisation"])

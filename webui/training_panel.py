@@ -27,7 +27,7 @@ TRAINING_CSS = """
 
 def _label(name: str) -> str:
     spec = RETRIEVERS.get(name)
-    return html.escape(spec.label if spec else name)
+    return html.escape(spec.label if spec else name.capitalize())
 
 
 def _row(name: str, body: str, css: str = "") -> str:
@@ -62,6 +62,8 @@ def training_html(status: PipelineStatus | None, loaded: set[str], now: float | 
     trained = [name for name, spec in RETRIEVERS.items() if spec.trainer]
     rows = []
     methods = status.methods if status else {}
+    if status and status.alive and status.preparing is not None:
+        rows.append(_running("training data", status.preparing, now).replace("training · ", "preparing · ", 1))
     for name, method in methods.items():
         if method.state == RUNNING:
             rows.append(_running(name, method, now))

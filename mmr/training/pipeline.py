@@ -125,9 +125,12 @@ def run_pipeline(
         writer = _StatusWriter(settings, status)
         writer.write()
         resources = Resources(settings)
-        if todo:
-            build_training_corpus(settings)  # once, before the first method, instead of inside it
         with listening(writer.progress):
+            if todo:  # once, before the first method, instead of inside it
+                writer.current = status.preparing = MethodStatus(state=RUNNING, started=time.time())
+                writer.write()
+                build_training_corpus(settings)
+                writer.current = status.preparing = None
             for name in todo:
                 method = status.methods[name]
                 blocked = [dep for dep in RETRIEVERS[name].after if _failed(status, dep)]

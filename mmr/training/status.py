@@ -46,6 +46,8 @@ class PipelineStatus:
     updated: float = field(default_factory=time.time)
     finished: float | None = None
     methods: dict[str, MethodStatus] = field(default_factory=dict)
+    # before the first method: the shared training data (rendering openclipart, its image features)
+    preparing: MethodStatus | None = None
     alive: bool = True  # set by read_status: whether a trainer holds the pipeline lock now
 
     def active(self) -> list[str]:
@@ -79,7 +81,8 @@ def read_status(settings: Settings) -> PipelineStatus | None:
     except (FileNotFoundError, json.JSONDecodeError):
         return None
     methods = {name: MethodStatus(**fields) for name, fields in raw.pop("methods", {}).items()}
-    status = PipelineStatus(**raw, methods=methods)
+    preparing = raw.pop("preparing", None)
+    status = PipelineStatus(**raw, methods=methods, preparing=MethodStatus(**preparing) if preparing else None)
     status.alive = is_held(pipeline_lock_path(settings))
     if not status.alive:
         for method in status.methods.values():

@@ -93,3 +93,15 @@ def test_a_method_trained_elsewhere_now_is_skipped_not_trained_twice(settings, m
         status = pipeline.run_pipeline(settings, ["procrustes"])
     method = status.methods["procrustes"]
     assert method.state == SKIPPED and "another process" in method.error
+
+
+def test_the_training_data_is_prepared_once_and_shown_while_it_is(settings, fake_training, monkeypatch):
+    seen = []
+
+    def build(settings):
+        seen.append(read_status(settings).preparing)
+
+    monkeypatch.setattr(pipeline, "build_training_corpus", build)
+    status = pipeline.run_pipeline(settings)
+    assert len(seen) == 1 and seen[0] is not None and seen[0].state == "training"
+    assert status.preparing is None and read_status(settings).preparing is None

@@ -60,3 +60,11 @@ def test_an_interrupted_run_and_methods_never_trained_say_what_to_run():
     assert "interrupted: the trainer stopped" in html
     assert "Not trained here:" in html and "python -m mmr train-all" in html
     assert training_html(None, loaded=set()).count("Not trained here:") == 1
+
+
+def test_preparing_the_training_data_has_a_row_of_its_own():
+    status = _status(procrustes=MethodStatus(state=QUEUED))
+    status.preparing = MethodStatus(state=RUNNING, stage="openclipart", done=1424, total=2848, started=1000.0)
+    html = training_html(status, loaded=set(), now=1090.0)
+    assert "Training data</span>preparing · openclipart" in html and "1424/2848 · 90 s" in html
+    assert 'style="width: 50.0%"' in html

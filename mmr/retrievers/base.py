@@ -27,6 +27,8 @@ from mmr.encoders.cache import CachedTextEncoder
 from mmr.encoders.efficientnet import ImageFeatures
 from mmr.types import Document, Hit, Query
 
+GRID_ALWAYS_FROM = 256  # documents; smaller sets (a query, a test's few images) are encoded as asked
+
 
 class ImageView(Protocol):
     """A reproducible transform of an image, named by ``key`` (part of its feature cache's name)."""
@@ -117,30 +119,34 @@ class Resources:
         from mmr.corpus.images import load_image
 
         view_key = view.key if view is not None else ""
-        key = _documents_key(documents, keep_grid, view_key)
+        # A large set is encoded with its grid whatever was asked: the same forward pass gives both, and the
+        # methods that read the grid (gMLP, MARVEL, CIEA) ask for the sets the others asked for first.
+        with_grid_now = keep_grid or (view is None and len(documents) >= GRID_ALWAYS_FROM)
         folder = self.settings.features_dir / encoder_name
+        kinds = (True,) if keep_grid else (True, False)  # a grid cache holds pooled features and logits too
+        for path in (folder / f"{_documents_key(documents, grid, view_key)}.npz" for grid in kinds):
+            if path.exists():
+                with np.load(path, allow_pickle=False) as data:
+                    grid = data["grid"] if keep_grid else None
+                    return ImageFeatures(data["pooled"], data["logits"], grid)
+        key = _documents_key(documents, with_grid_now, view_key)
         path = folder / f"{key}.npz"
-        with_grid = folder / f"{_documents_key(documents, True, view_key)}.npz"
-        if not keep_grid and not path.exists() and with_grid.exists():
-            path = with_grid  # the grid cache holds pooled features and logits too
-        if path.exists():
-            with np.load(path, allow_pickle=False) as data:
-                grid = data["grid"] if keep_grid else None
-                return ImageFeatures(data["pooled"], data["logits"], grid)
         encoder = self.encoder(encoder_name)
         loader = load_image if view is None else lambda path: view(load_image(path), path)
         images = LazyImages([doc.image_path for doc in documents], loader)
         label = f"{encoder_name} features" + (f" ({view_key})" if view_key else "")
-        features = encoder.features(images, keep_grid=keep_grid, progress=label)
+        features = encoder.features(images, keep_grid=with_grid_now, progress=label)
         folder.mkdir(parents=True, exist_ok=True)
         arrays = {"pooled": features.pooled, "logits": features.logits}
-        if keep_grid:
+        if with_grid_now:
             arrays["grid"] = features.grid.astype(np.float16)  # halves a large cache; ample precision
         # Written under a temporary name and renamed: a reader never sees half a cache file.
         tmp = folder / f"{key}.{os.getpid()}.tmp.npz"
         np.savez(tmp, **arrays)
         tmp.replace(path)
         (folder / f"{key}.ids.json").write_text(json.dumps([doc.id for doc in documents]))
+        if not keep_grid:
+            return ImageFeatures(features.pooled, features.logits, None)
         return features
 
 

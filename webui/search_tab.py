@@ -327,7 +327,8 @@ def build_search_tab(demo: gr.Blocks, resources: AppResources) -> None:
         show_progress="hidden",
     )
     with gr.Accordion("What these retrievers are", open=False, elem_id="retriever-overview"):
-        gr.Markdown(retrievers_markdown(resources.retriever_overview(), resources.service.not_configured))
+        # as of each page load: methods trained since the app started are in it
+        gr.Markdown(lambda: retrievers_markdown(resources.retriever_overview(), resources.service.not_configured))
     search_button = gr.Button("Search", variant="primary", elem_id="search-button")
     with gr.Row(equal_height=True):
         status = gr.Markdown(elem_id="search-status")

@@ -126,11 +126,29 @@ def train_all(
     try:
         status = run_pipeline(settings, retriever, force=force, seed=seed)
     except LockHeldError as err:
-        typer.secho(f"another trainer runs on {settings.index_store} ({err}); its status: mmr status", fg="red")
+        typer.secho(f"another trainer runs on {settings.index_store} ({err}); see `python -m mmr status`", fg="red")
         raise typer.Exit(1) from err
     typer.echo(timing_table(status, time.monotonic() - start))
     if any(method.state != "done" for method in status.methods.values()):
         raise typer.Exit(1)
+
+
+@app.command()
+def status() -> None:
+    """What the background trainer is doing (or did last): each method's state, stage and progress."""
+    from mmr.training.status import read_status
+
+    settings = Settings()
+    current = read_status(settings)
+    if current is None:
+        typer.echo(f"no trainer has run on {settings.index_store}")
+        return
+    typer.echo(f"trainer pid {current.pid}: {'running' if current.alive else 'not running'}")
+    for name, method in current.methods.items():
+        progress = f" {method.done:.0f}/{method.total:.0f}" if method.total else ""
+        took = f" {method.seconds:.0f}s" if method.seconds else ""
+        line = f"  {name:<18} {method.state:<11} {method.stage}{progress}{took}"
+        typer.echo(line + (f"  {method.error}  (retry: {method.command})" if method.error else ""))
 
 
 def timing_table(status, wall_seconds: float) -> str:

@@ -9,6 +9,7 @@ yet, in ``TRAINING_ORDER``, under the pipeline lock, writing the status file the
 from __future__ import annotations
 
 import logging
+import re
 import time
 import traceback
 from collections.abc import Callable
@@ -25,7 +26,6 @@ from mmr.training.releases import is_trained, new_release_folder, publish, remov
 from mmr.training.status import (
     DONE,
     FAILED,
-    QUEUED,
     RUNNING,
     SKIPPED,
     MethodStatus,
@@ -37,6 +37,7 @@ from mmr.training.status import (
 log = logging.getLogger(__name__)
 
 STATUS_EVERY = 1.0  # seconds between status writes while a bar moves
+TIMESTAMPED = re.compile(r"^\d\d:\d\d:\d\d ")  # a line of the method's log (not of a traceback)
 
 
 def train_command(name: str) -> str:
@@ -181,12 +182,10 @@ def _train_one(settings, resources, name, method: MethodStatus, writer: _StatusW
 
 
 def _last_line(path: Path) -> str:
+    """The method's last log line before it failed: where it was (the error itself is in ``error``)."""
     try:
-        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+        lines = path.read_text(errors="replace").splitlines()
     except OSError:
         return ""
-    # the traceback's last line names the error; the line before the traceback says where it happened
-    return lines[-1] if lines else ""
-
-
-__all__ = ["QUEUED", "Release", "run_pipeline", "train_command", "train_release", "untrained"]
+    logged = [line for line in lines if TIMESTAMPED.match(line) and not line.rstrip().endswith(" failed:")]
+    return logged[-1] if logged else ""

@@ -58,7 +58,7 @@ def test_a_failure_is_reported_with_its_log_line_and_only_its_dependents_wait(se
     failed = status.methods["dense-inbatch"]
     assert failed.state == FAILED and failed.error == "RuntimeError: dense-inbatch broke"
     assert "the dev set is empty" in (settings.training_dir / "logs" / "dense-inbatch.log").read_text()
-    assert failed.log_line.endswith("RuntimeError: dense-inbatch broke")
+    assert failed.log_line.endswith("dense-inbatch: the dev set is empty")  # where it was when it failed
     assert failed.command == "python -m mmr train dense-inbatch"
     for name in ("univl-dr", "lsr"):
         assert status.methods[name].state == SKIPPED and "dense-inbatch" in status.methods[name].error

@@ -1,4 +1,5 @@
-"""Where things live. Plain values only: nothing here loads a model or opens a file.
+"""Where things live. Plain values only: nothing here loads a model. The one file it reads is a trained
+method's release pointer (``releases/<name>/CURRENT``), which is what "where its model lives" means.
 
 Every path can be overridden by an environment variable so that tests, CI and Spaces
 point the same code at their own folders.

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from mmr.queries import MAX_UPLOAD_BYTES, QueryInputError, prepare_query
-from mmr.training.status import read_status
+from mmr.training.status import DONE, read_status
 from webui.about import retrievers_markdown
 from webui.cards import (
     MODALITY_CHOICES,
@@ -297,14 +297,13 @@ def _picker_now(resources: AppResources, collection: str):
 def _training_tick(resources: AppResources, collection: str, shown: list | None):
     """The panel, the picker's choices if methods came in since ``shown``, and whether to keep ticking."""
     status = read_status(resources.settings)
-    choices = resources.retriever_choices(collection) if collection in resources.service.collections else []
-    names = [name for _, name in choices]
-    picker = gr.CheckboxGroup(choices=choices) if names != shown else gr.skip()
-    panel = training_html(status, _loaded_methods(resources))
+    picker, names = _picker_now(resources, collection)
+    if names == shown:
+        picker = gr.skip()
+    loaded = _loaded_methods(resources)
+    panel = training_html(status, loaded)
     # a release published in the last moments is loaded on the watcher's next turn: tick until it is in
-    pending = status is not None and any(
-        m.state == "done" and name not in _loaded_methods(resources) for name, m in status.methods.items()
-    )
+    pending = status is not None and any(m.state == DONE and name not in loaded for name, m in status.methods.items())
     return panel, picker, names, gr.Timer(active=training_active(status) or pending)
 
 

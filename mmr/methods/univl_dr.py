@@ -63,8 +63,8 @@ MODEL = UniVLConfig(borrowed_neighbours=5)
 # Stage 1 starts with the text tower frozen: CLIP arrives aligned, our image head does not (see train_inbatch).
 # The head starts at zero (the verbalisation alone) and must move gently: at lr 1e-3 stamps dev MRR@10 fell from
 # .173 after one epoch to .111 after 20 as it fitted openclipart's titles; 1e-4 is where it still helps.
-# Both stop early on dev: an epoch of stage 1 proper (the text tower too) costs ~90 s on 2 cores, and on the
-# fresh-clone run of 2026-12-04 none of its 4 epochs beat the head's epoch 1 (docs/findings.md, "Time").
+# Both stop early on dev: an epoch of stage 1 proper (the text tower too) costs ~90 s on 2 cores, and the
+# epochs an early stop cut were never the ones kept (docs/findings.md, "Time").
 STAGE1_HEAD = StageSettings(epochs=8, lr_head=1e-4, patience=3)
 STAGE1 = StageSettings(epochs=4, lr_text=3e-5, lr_head=3e-4, patience=1)
 # Checkpoints are chosen on the mean dev MRR@10 of both settings: images only (the stamps, as the other

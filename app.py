@@ -37,17 +37,20 @@ def build_demo(resources):
     from mmr.retrievers import RETRIEVERS
     from webui.analysis_tab import build_analysis_tab
     from webui.api import register_api
+    from webui.identity import as_rater, build_identity_bar
     from webui.judge_tab import build_judge_tab
     from webui.judging_api import register_judging_api
     from webui.search_tab import build_search_tab
 
     judging = JudgingService(resources.service, resources.store.judgments, resources.settings.uploads_dir)
+    identity = resources.identity
 
     with gr.Blocks(title="mmr: compare multimodal retrievers") as demo:
         gr.Markdown(
             "# mmr · compare multimodal retrievers\nType a query or drop an image, pick retrievers, "
             "grade what they return (0 = not relevant … 3 = perfect). Every grade is saved at once."
         )
+        identity_bar = build_identity_bar(demo, identity)
         # Trained methods without a model are the training panel's to report (Search tab); this is the rest.
         broken = {key: why for key, why in resources.service.load_errors.items() if not RETRIEVERS[key[0]].trained}
         if broken:
@@ -57,14 +60,15 @@ def build_demo(resources):
                     "\n".join(f"- **{name}** on `{coll}`: {why}" for (name, coll), why in sorted(broken.items()))
                 )
         with gr.Tab("Search"):
-            build_search_tab(demo, resources)
+            build_search_tab(demo, resources, identity_bar.who)
         with gr.Tab("Judge (blind)", elem_id="tab-judge") as judge_tab:
-            judge_session = build_judge_tab(demo, resources, judging)
+            judge_session = build_judge_tab(demo, resources, judging, identity_bar)
         with gr.Tab("Analysis", elem_id="tab-analysis") as analysis_tab:
-            analysis_session = build_analysis_tab(judging)
-        # Sessions made in one tab (or by another rater) show up in the other's list when it is opened.
+            analysis_session = build_analysis_tab(judging, identity, identity_bar)
+        # Sessions made or joined in one tab show up in the other's list when it is opened: the rater's own only.
+        my_sessions = as_rater(identity, lambda rater: gr.Dropdown(choices=judging.session_names(rater)))
         for tab, dropdown in ((judge_tab, judge_session), (analysis_tab, analysis_session)):
-            tab.select(lambda: gr.Dropdown(choices=judging.session_names()), None, dropdown, api_visibility="private")
+            tab.select(my_sessions, identity_bar.who, dropdown, api_visibility="private")
         register_api(resources)
         register_judging_api(resources, judging)
     return demo
@@ -99,7 +103,9 @@ def main() -> None:
     demo.queue(default_concurrency_limit=8).launch(
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         max_file_size="10mb",
-        allowed_paths=[str(settings.index_store), str(settings.uploads_dir)],
+        # Only the collections' images are served from disk. Uploaded query images are shown from Gradio's cache
+        # (under names it draws), and models, qrels, the database and the uploads folder are never served.
+        allowed_paths=[str(settings.media_dir)],
         css=CSS + JUDGE_CSS + ANALYSIS_CSS + TRAINING_CSS,
         theme=theme(),
     )

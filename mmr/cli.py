@@ -151,6 +151,32 @@ def status() -> None:
         typer.echo(line + (f"  {method.error}  (retry: {method.command})" if method.error else ""))
 
 
+@app.command()
+def sessions(
+    give: Annotated[
+        tuple[str, str] | None, typer.Option("--give", help="SESSION RATER: make RATER the owner (and a member)")
+    ] = None,
+) -> None:
+    """Judging sessions with their owners, members and join codes (the server's view: for whoever runs it)."""
+    from mmr.store import RatingStore
+
+    store = RatingStore(Settings().db_path).judgments
+    if give:
+        name, rater = give
+        info = store.session(name)
+        if info is None:
+            typer.echo(f"no session named {name!r}", err=True)
+            raise typer.Exit(1)
+        store.set_owner(info.id, rater)
+        typer.echo(f"{rater} owns {name!r} now")
+    for info in store.sessions():
+        members = store.members(info.id)
+        typer.echo(
+            f"{info.name}: owner {info.owner or '(none: made before owners)'}, {len(members)} members, "
+            f"{store.query_count(info.id)} queries, join code {info.join_code}"
+        )
+
+
 def timing_table(status, wall_seconds: float) -> str:
     """Per method: what happened, how long it took, its dev score (what the README's timing table quotes)."""
     lines = ["", "| method | result | seconds | dev MRR@10 (stamps) |", "|---|---|---|---|"]

@@ -57,6 +57,14 @@ class Settings:
         default_factory=lambda: os.environ.get("MMR_TRAIN_IN_BACKGROUND", "1").strip().lower() not in ("0", "false")
     )
     reload_seconds: float = field(default_factory=lambda: float(os.environ.get("MMR_RELOAD_SECONDS", "3")))
+    # Who a grade belongs to. "huggingface": raters sign in with their Hugging Face account (a Space with
+    # `hf_oauth: true` sets OAUTH_CLIENT_ID); visitors who are not signed in search but do not grade.
+    # "local": a rater name is claimed once and bound to a token the browser keeps.
+    sign_in: str = field(
+        default_factory=lambda: (
+            os.environ.get("MMR_SIGN_IN") or ("huggingface" if os.environ.get("OAUTH_CLIENT_ID") else "local")
+        )
+    )
     # name -> release folder that a training run writes into (and reads its own model back from) before
     # the release is published; every other method still resolves to its published release.
     staging: dict[str, Path] = field(default_factory=dict, compare=False)

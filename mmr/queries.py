@@ -5,16 +5,25 @@ Lives in the library (not the UI) so that the API, the CLI and the tests share o
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from mmr.corpus.images import ImageInputError, open_uploaded_image
+from mmr.limits import (
+    MAX_CONCURRENT_DECODES,
+    MAX_QUERY_CHARS,
+    MAX_UPLOAD_BYTES,
+    MAX_UPLOAD_PIXELS,
+    LimitError,
+    checked_text,
+)
 from mmr.store.uploads import save_uploaded_image
 from mmr.types import Query
 
-MAX_QUERY_CHARS = 2000
-MAX_UPLOAD_BYTES = 10 * 1024 * 1024
-MAX_UPLOAD_PIXELS = 40_000_000  # about 6300 x 6300; larger is more likely a decompression bomb than a photo
+# Decoding is where an upload costs memory (pixels x channels, and a copy or two): a few at a time, whatever
+# the number of requests the server takes at once.
+_DECODES = threading.BoundedSemaphore(MAX_CONCURRENT_DECODES)
 
 
 class QueryInputError(ValueError):
@@ -29,11 +38,16 @@ class PreparedQuery:
 
 
 def prepare_query(text: str | None, image_file: str | Path | None, uploads_dir: Path) -> PreparedQuery:
-    text = (text or "").strip()
-    notice = None
+    if text is not None and not isinstance(text, str):
+        raise QueryInputError("The query must be text.")
+    text, notice = (text or "").strip(), None
     if len(text) > MAX_QUERY_CHARS:
         notice = f"The query had {len(text):,} characters; only the first {MAX_QUERY_CHARS:,} were searched."
         text = text[:MAX_QUERY_CHARS]
+    try:
+        text = checked_text(text, "The query", MAX_QUERY_CHARS, required=False)
+    except LimitError as err:
+        raise QueryInputError(f"{err}. Please type it again.") from err
     if image_file:
         path = Path(image_file)
         try:
@@ -48,7 +62,8 @@ def prepare_query(text: str | None, image_file: str | Path | None, uploads_dir: 
                 "Please upload a smaller image."
             )
         try:
-            image = open_uploaded_image(path.read_bytes(), MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS)
+            with _DECODES:
+                image = open_uploaded_image(path.read_bytes(), MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS)
         except ImageInputError as err:
             raise QueryInputError(str(err)) from err
         sha, kept = save_uploaded_image(image, uploads_dir)

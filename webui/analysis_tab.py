@@ -17,6 +17,7 @@ from mmr.judging import Analysis, JudgingService, analyse, import_qrels
 from mmr.judging.exports import safe_name, write_exports
 from mmr.judging.plots import grade_mix, metric_bars, query_heatmap
 from mmr.retrievers import RETRIEVERS
+from webui.identity import Identity, IdentityBar, as_rater
 
 REL_CHOICES = [("grade ≥ 1 (related)", 1), ("grade ≥ 2 (relevant)", 2), ("grade ≥ 3 (perfect)", 3)]
 ANALYSIS_CSS = """
@@ -80,20 +81,39 @@ def agreement_text(analysis: Analysis) -> str:
     return "\n".join(lines)
 
 
-def _analyse(judging: JudgingService, session, rel, raters) -> list:
-    """[status, table, bars, mix, heatmap, disagreements, all fail, agreement]"""
-    if not session:
-        return ["Pick a session.", "", None, None, None, "", "", ""]
+def imports_table(analysis: Analysis) -> str:
+    """Each import source scored on its own qrels: beside the people's numbers, never mixed into them."""
+    if not analysis.by_import:
+        return ""
+    metric = analysis.metric_names
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["imported judgments", "retriever", *metric])
+    rows = []
+    for title, by_retriever in analysis.by_import.items():
+        for retriever, means in by_retriever.items():
+            cells = "".join(f'<td class="num">{_number(means[c])}</td>' for c in metric)
+            rows.append(f"<tr><td>{html.escape(title)}</td><td>{html.escape(_label(retriever))}</td>{cells}</tr>")
+    return f'<table id="imports-table"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+EMPTY = ["", "", None, None, None, "", "", "", ""]
+
+
+def _analyse(judging: JudgingService, rater, session, rel, raters) -> list:
+    """[status, table, bars, mix, heatmap, disagreements, all fail, agreement, imports table]"""
+    if not session or not rater:
+        return ["Pick one of your sessions.", *EMPTY[1:]]
     try:
-        data = judging.session_data(session)
+        data = judging.session_data(session, rater)
     except ValueError as err:
-        return [f"⚠️ {err}", "", None, None, None, "", "", ""]
-    analysis = analyse(data, int(rel), raters or None)  # none ticked: everybody
+        return [f"⚠️ {html.escape(str(err))}", *EMPTY[1:]]
+    chosen = [r for r in raters or [] if r in data.raters()] or None  # none ticked: the people
+    analysis = analyse(data, int(rel), chosen)
     labels = {r: _label(r) for r in data.retrievers}
     metric = analysis.metric_names[1]
+    whose = ", ".join(html.escape(data.title(r)) for r in analysis.raters) or "nobody yet"
     status = (
         f"{len(data.qids)} queries, {len(analysis.evaluated)} with judgments; relevant = grade ≥ {analysis.rel}; "
-        f"one qrel per document = lower median of the chosen raters' grades."
+        f"one qrel per document = lower median of the grades of: {whose}."
     )
     return [
         status,
@@ -117,44 +137,56 @@ def _analyse(judging: JudgingService, session, rel, raters) -> list:
             digits=0,
         ),
         agreement_text(analysis),
+        imports_table(analysis),
     ]
 
 
-def _raters(judging: JudgingService, session):
-    if not session:
+def _raters(judging: JudgingService, rater, session):
+    """The people ticked, the import sources listed (by name and date) but not ticked."""
+    if not session or not rater:
         return gr.CheckboxGroup(choices=[], value=[])
-    raters = judging.session_data(session).raters()
-    return gr.CheckboxGroup(choices=raters, value=raters)
+    try:
+        data = judging.session_data(session, rater)
+    except ValueError:
+        return gr.CheckboxGroup(choices=[], value=[])
+    choices = [(data.title(r), r) for r in data.humans()] + [(t, r) for r, t in data.imports.items()]
+    return gr.CheckboxGroup(choices=choices, value=data.humans())
 
 
-def _export(judging: JudgingService, session, rel, raters):
-    if not session:
-        return None, "⚠️ Pick a session first."
-    data = judging.session_data(session)
+def _export(judging: JudgingService, rater, session, rel, raters):
+    if not session or not rater:
+        return None, "⚠️ Pick one of your sessions first."
+    try:
+        data = judging.session_data(session, rater)
+    except ValueError as err:
+        return None, f"⚠️ {html.escape(str(err))}"
     folder = Path(tempfile.mkdtemp(prefix=f"mmr-export-{safe_name(session)}-"))
-    paths = write_exports(data, analyse(data, int(rel), raters or None), folder)
+    chosen = [r for r in raters or [] if r in data.raters()] or None
+    paths = write_exports(data, analyse(data, int(rel), chosen), folder)
     return [str(p) for p in paths], f"Wrote {len(paths)} files: qrels, one run per retriever, raw judgments (CSV)."
 
 
-def _import(judging: JudgingService, session, qrels_file, queries_file, rater, add_to_session):
+def _import(judging: JudgingService, rater, session, qrels_file, queries_file, label):
     if not qrels_file or not queries_file:
         return "⚠️ Upload the qrels file and the queries file whose qids it uses."
-    if add_to_session and not session:
-        return "⚠️ Pick the session to add the queries to (or untick the box)."
+    if not session or not rater:
+        return "⚠️ Pick the session (one you own) to import into."
     try:
-        result = import_qrels(
-            judging, qrels_file, queries_file, (rater or "").strip() or None, session if add_to_session else None
-        )
+        result = import_qrels(judging, qrels_file, queries_file, session, rater, (label or "").strip() or None)
     except ValueError as err:
-        return f"⚠️ {err}"
-    extra = f"; {result.added_to_session} queries added to {html.escape(session)}" if add_to_session else ""
+        return f"⚠️ {html.escape(str(err))}"
     unknown = f"; {result.unknown_docs} judged documents are not in the collection" if result.unknown_docs else ""
-    return f"Imported {result.judgments} judgments of {result.queries} queries as `{result.rater}`{extra}{unknown}."
+    return (
+        f"Imported {result.judgments} judgments of {result.queries} queries as **{html.escape(result.source)}** "
+        f"({result.added_to_session} queries added to {html.escape(session)}){unknown}. Imports are scored apart "
+        "from the people's grades; tick them under the raters to count them in."
+    )
 
 
-def build_analysis_tab(judging: JudgingService) -> gr.Dropdown:
+def build_analysis_tab(judging: JudgingService, identity: Identity, identity_bar: IdentityBar) -> gr.Dropdown:
+    who = identity_bar.who
     with gr.Row():
-        session = gr.Dropdown(judging.session_names(), value=None, label="Session", elem_id="analysis-session")
+        session = gr.Dropdown([], value=None, label="Session", elem_id="analysis-session")
         rel = gr.Radio(REL_CHOICES, value=2, label="Relevant means", elem_id="analysis-rel")
         raters = gr.CheckboxGroup([], label="Raters whose grades count", elem_id="analysis-raters")
         run = gr.Button("Analyse", variant="primary", elem_id="analysis-run", scale=0, min_width=120)
@@ -168,6 +200,7 @@ def build_analysis_tab(judging: JudgingService) -> gr.Dropdown:
         disagreements = gr.Markdown(elem_id="analysis-disagreements")
         all_fail = gr.Markdown(elem_id="analysis-all-fail")
     agreement = gr.Markdown(elem_id="analysis-agreement")
+    imported = gr.HTML(elem_id="analysis-imports")
     with gr.Accordion("Export and import", open=True):
         with gr.Row():
             export = gr.Button("Export qrels, runs and judgments", elem_id="analysis-export")
@@ -176,27 +209,30 @@ def build_analysis_tab(judging: JudgingService) -> gr.Dropdown:
             qrels_file = gr.File(label="qrels to import (qid 0 doc grade)", type="filepath", elem_id="import-qrels")
             queries_file = gr.File(label="its queries (qid<TAB>text)", type="filepath", elem_id="import-queries")
             with gr.Column():
-                rater = gr.Textbox(label="stored as rater (default import:<file name>)", elem_id="import-rater")
-                add_to_session = gr.Checkbox(True, label="also add its queries to this session (pooled now)")
-                do_import = gr.Button("Import", elem_id="import-run")
+                label = gr.Textbox(label="name of this import (default: the file's name)", elem_id="import-label")
+                do_import = gr.Button("Import into this session (owner)", elem_id="import-run")
         io_status = gr.Markdown(elem_id="analysis-io-status")
-    outputs = [status, table, bars, mix, heatmap, disagreements, all_fail, agreement]
+    outputs = [status, table, bars, mix, heatmap, disagreements, all_fail, agreement, imported]
     private = dict(api_visibility="private")
 
-    def compute(*args):
-        return _analyse(judging, *args)
+    def rated(fn):
+        return as_rater(identity, fn)
 
-    session.input(lambda s: _raters(judging, s), session, raters, **private).then(
-        compute, [session, rel, raters], outputs, **private
+    compute = rated(lambda rater, *a: _analyse(judging, rater, *a))
+    pick_raters = rated(lambda rater, s: _raters(judging, rater, s))
+    session.input(pick_raters, [who, session], raters, **private).then(
+        compute, [who, session, rel, raters], outputs, **private
     )
-    run.click(compute, [session, rel, raters], outputs, **private)
-    export.click(lambda *a: _export(judging, *a), [session, rel, raters], [files, io_status], **private)
+    run.click(compute, [who, session, rel, raters], outputs, **private)
+    export.click(
+        rated(lambda rater, *a: _export(judging, rater, *a)), [who, session, rel, raters], [files, io_status], **private
+    )
     do_import.click(
-        lambda *a: _import(judging, *a),
-        [session, qrels_file, queries_file, rater, add_to_session],
+        rated(lambda rater, *a: _import(judging, rater, *a)),
+        [who, session, qrels_file, queries_file, label],
         io_status,
         **private,
-    ).then(lambda s: _raters(judging, s), session, raters, **private).then(
-        compute, [session, rel, raters], outputs, **private
+    ).then(pick_raters, [who, session], raters, **private).then(
+        compute, [who, session, rel, raters], outputs, **private
     )
     return session

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from mmr.config import Settings
 from mmr.retrievers import RETRIEVERS
@@ -16,6 +17,13 @@ class AppResources:
     settings: Settings
     service: SearchService
     store: RatingStore
+
+    @cached_property
+    def identity(self):
+        """Who a request grades as (webui.identity: imports gradio, so loaded when the UI is built)."""
+        from webui.identity import Identity
+
+        return Identity(self.store.raters, self.settings.sign_in)
 
     def retriever_choices(self, collection: str) -> list[tuple[str, str]]:
         return [(RETRIEVERS[name].label, name) for name in RETRIEVERS if name in self.service.available(collection)]

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from mmr.queries import MAX_UPLOAD_BYTES, QueryInputError, prepare_query
+from mmr.limits import MAX_RETRIEVERS_PER_SEARCH, MAX_UPLOAD_BYTES, LimitError, distinct_retrievers
+from mmr.queries import QueryInputError, prepare_query
 from mmr.training.status import DONE, read_status
 from webui.about import retrievers_markdown
 from webui.cards import (
@@ -30,9 +31,10 @@ from webui.cards import (
     search_summary,
 )
 from webui.context import AppResources
+from webui.identity import IdentityError
 from webui.training_panel import training_active, training_html
 
-MAX_COLUMNS = 6
+MAX_COLUMNS = MAX_RETRIEVERS_PER_SEARCH
 TOP_K = 10
 GRADE_CHOICES = [("0 not relevant", "0"), ("1 related", "1"), ("2 relevant", "2"), ("3 perfect", "3")]
 DEFAULT_RETRIEVERS = 3
@@ -89,16 +91,15 @@ def _render(resources: AppResources, state: dict, modality_filter: str, grades: 
 def _search(resources: AppResources, text, image_file, collection, chosen, modality_filter, grades):
     """Returns [status, state, detail panel] + column, header and card updates, in grid order."""
     closed_detail = gr.Group(visible=False)
-    chosen, collections = list(chosen or []), resources.service.collections
+    collections = resources.service.collections
     try:
-        if collection not in collections:
-            raise QueryInputError(f"Unknown collection {collection!r}; pick one of {sorted(collections)}.")
+        if not isinstance(collection, str) or collection not in collections:
+            raise QueryInputError(f"Unknown collection {str(collection)[:40]!r}; pick one of {sorted(collections)}.")
+        chosen = distinct_retrievers(chosen or [])
         if not chosen:
             raise QueryInputError("Pick at least one retriever.")
-        if len(chosen) > MAX_COLUMNS:
-            raise QueryInputError(f"Pick at most {MAX_COLUMNS} retrievers; {len(chosen)} are ticked.")
         prepared = prepare_query(text, image_file, resources.settings.uploads_dir)
-    except QueryInputError as err:
+    except (QueryInputError, LimitError) as err:
         return [f"⚠️ {err}", {}, closed_detail] + _hidden_grid()
     query = prepared.query
     corpus = resources.service.collections[collection]
@@ -123,7 +124,9 @@ def _preview(resources: AppResources, image_file):
         prepared = prepare_query("", image_file, resources.settings.uploads_dir)
     except QueryInputError as err:
         return gr.Image(value=None, visible=False), gr.Markdown(f"⚠️ {err}")
-    return gr.Image(value=prepared.image_path, visible=True), gr.Markdown("Image ready: press Search.")
+    # The decoded image, not its path: Gradio serves it from its cache under a name it draws, so the
+    # uploads folder is never served and a name cannot be guessed from the picture.
+    return gr.Image(value=prepared.query.image, visible=True), gr.Markdown("Image ready: press Search.")
 
 
 def _shown_hit(state: dict, column: int, rank: int, modality_filter: str) -> tuple[dict, dict] | None:
@@ -142,17 +145,22 @@ def _rate(
     state,
     modality_filter,
     grades,
-    rater,
+    who,
+    profile,
     request: gr.Request | None,
 ):
     found = _shown_hit(state, column, rank, modality_filter)
     if grade is None or found is None:
         return gr.Markdown(), grades
+    try:
+        rater = resources.identity.require(who, profile)
+    except IdentityError as err:
+        return gr.Markdown(f"⚠️ Not saved: {err}"), grades
     column_state, hit = found
     retriever = column_state["retriever"]
     resources.store.add_rating(
         session_id=getattr(request, "session_hash", None) or "anonymous",
-        rater=(rater or "").strip() or None,
+        rater=rater,
         query_key=state["query_key"],
         query_text=state["query_text"],
         image_sha=state["image_sha"],
@@ -222,7 +230,6 @@ class QueryPanel:
     preview: gr.Image
     collection: gr.Radio
     retrievers: gr.CheckboxGroup
-    rater: gr.Textbox
 
 
 def _build_query_panel(resources: AppResources) -> QueryPanel:
@@ -259,8 +266,7 @@ def _build_query_panel(resources: AppResources) -> QueryPanel:
             elem_id="retrievers",
             scale=2,
         )
-        rater = gr.Textbox(label="Your name (optional, saved with ratings)", elem_id="rater")
-    return QueryPanel(text, image, preview, collection, retrievers, rater)
+    return QueryPanel(text, image, preview, collection, retrievers)
 
 
 def _build_detail_panel() -> tuple[gr.Group, gr.Image, gr.Markdown, gr.Button]:
@@ -307,7 +313,7 @@ def _training_tick(resources: AppResources, collection: str, shown: list | None)
     return panel, picker, names, gr.Timer(active=training_active(status) or pending)
 
 
-def build_search_tab(demo: gr.Blocks, resources: AppResources) -> None:
+def build_search_tab(demo: gr.Blocks, resources: AppResources, who: gr.State) -> None:
     query = _build_query_panel(resources)
     training, timer = _training_panel(resources)
     shown_choices = gr.State([name for _, name in resources.retriever_choices(query.collection.value)])
@@ -376,15 +382,25 @@ def build_search_tab(demo: gr.Blocks, resources: AppResources) -> None:
     for index, card in enumerate(cards):
         column, rank = divmod(index, TOP_K)
 
-        def on_rate(grade, state, modality, grades, rater, request: gr.Request, column=column, rank=rank):
-            return _rate(resources, column, rank, grade, state, modality, grades, rater, request)
+        def on_rate(
+            grade,
+            state,
+            modality,
+            grades,
+            who,
+            profile: gr.OAuthProfile | None,
+            request: gr.Request,
+            column=column,
+            rank=rank,
+        ):
+            return _rate(resources, column, rank, grade, state, modality, grades, who, profile, request)
 
         def on_details(state, modality, column=column, rank=rank):
             return _detail(resources, column, rank, state, modality)
 
         card.grade.input(
             on_rate,
-            inputs=[card.grade, state, modality, grades, query.rater],
+            inputs=[card.grade, state, modality, grades, who],
             outputs=[status, grades],
             api_visibility="private",
         )

@@ -19,9 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
+from mmr.limits import MAX_IMAGE_TEXT_CHUNK, MAX_IMAGE_TEXT_TOTAL
 from mmr.progress import ProgressBar
+
+# PIL inflates a PNG's compressed text chunks (zTXt, iTXt) while it opens the file, up to 1 MB each and 64 MB
+# in all by default: a few kilobytes on the wire can cost that much memory per upload. No image this app
+# reads needs more than a little text, and the limits are PIL's own process-wide settings.
+PngImagePlugin.MAX_TEXT_CHUNK = MAX_IMAGE_TEXT_CHUNK
+PngImagePlugin.MAX_TEXT_MEMORY = MAX_IMAGE_TEXT_TOTAL
 
 logger = logging.getLogger(__name__)
 
@@ -269,6 +276,10 @@ def _decode_upload(data: bytes, max_pixels: int) -> Image.Image:
             ) from err
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
             raise ImageInputError(_too_large_message(max_pixels)) from err
+        except ValueError as err:  # PIL's "Decompressed data too large" for text chunks over the limits above
+            raise ImageInputError(f"The image carries more embedded text than allowed, or is damaged ({err}).") from err
+        except Exception as err:  # noqa: BLE001 - a malformed header makes plugins raise OSError, SyntaxError...
+            raise ImageInputError(f"The image file is damaged and cannot be read ({err}).") from err
         # The header alone gives the size: refuse before decoding allocates the pixels.
         if img.size[0] * img.size[1] > max_pixels:
             raise ImageInputError(_too_large_message(max_pixels, img.size))

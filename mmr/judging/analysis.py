@@ -46,9 +46,17 @@ class SessionData:
     query_texts: dict[str, str]
     shown: tuple[ShownRow, ...]
     judgments: tuple[Judged, ...]
+    imports: dict[str, str] = field(default_factory=dict)  # rater of an import source -> its title
 
     def raters(self) -> list[str]:
         return sorted({j.rater for j in self.judgments})
+
+    def humans(self) -> list[str]:
+        """The raters who are people, not import sources."""
+        return [r for r in self.raters() if r not in self.imports]
+
+    def title(self, rater: str) -> str:
+        return self.imports.get(rater, rater)
 
 
 def aggregate_qrels(judgments: Iterable[Judged], raters: Iterable[str] | None = None) -> Qrels:
@@ -187,6 +195,8 @@ class Analysis:
     agreement: Agreement
     qrels: Qrels
     runs: dict[str, Run]
+    # each import source's qrels alone: title -> retriever -> metric -> mean (not mixed with the people's)
+    by_import: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
 
 def _best_grade(qrels: Qrels, run: Run, qid: str, k: int) -> float:
@@ -213,11 +223,8 @@ def _hard_queries(
     return disagreements, all_fail
 
 
-def analyse(data: SessionData, rel: int = 2, raters: Iterable[str] | None = None) -> Analysis:
-    raters = tuple(sorted(set(raters))) if raters is not None else tuple(data.raters())
-    qrels = aggregate_qrels(data.judgments, raters)
-    runs = runs_from_shown(data.shown)
-    names = tuple(measures(data.k, rel))
+def _means(data: SessionData, qrels: Qrels, runs: dict[str, Run], rel: int) -> tuple[dict, dict]:
+    """(retriever -> metric -> qid -> value, retriever -> metric -> mean)"""
     per_query, means = {}, {}
     for retriever in data.retrievers:
         run = runs.get(retriever, {})
@@ -226,8 +233,23 @@ def analyse(data: SessionData, rel: int = 2, raters: Iterable[str] | None = None
             name: statistics.fmean(v.values()) if v else float("nan") for name, v in per_query[retriever].items()
         }
         means[retriever][f"unjudged@{data.k}"] = unjudged_share(qrels, run, data.k)
+    return per_query, means
+
+
+def analyse(data: SessionData, rel: int = 2, raters: Iterable[str] | None = None) -> Analysis:
+    """Metrics from the chosen raters' grades: by default the people's, never an import's unless asked;
+    each import source is also scored on its own (``by_import``)."""
+    raters = tuple(sorted(set(raters))) if raters is not None else tuple(data.humans())
+    qrels = aggregate_qrels(data.judgments, raters)
+    runs = runs_from_shown(data.shown)
+    names = tuple(measures(data.k, rel))
+    per_query, means = _means(data, qrels, runs, rel)
     disagreements, all_fail = _hard_queries(data, per_query, qrels, runs, names)
     evaluated = tuple(qid for qid in data.qids if qid in qrels)
+    by_import = {
+        title: _means(data, aggregate_qrels(data.judgments, [source]), runs, rel)[1]
+        for source, title in data.imports.items()
+    }
     return Analysis(
         data.k,
         rel,
@@ -241,4 +263,5 @@ def analyse(data: SessionData, rel: int = 2, raters: Iterable[str] | None = None
         agreement(data.judgments, raters),
         qrels,
         runs,
+        by_import,
     )

@@ -40,7 +40,15 @@ def judgments_csv(data: SessionData) -> str:
     for j in sorted(data.judgments, key=lambda j: (data.qids.index(j.qid), j.doc_id, j.rater)):
         grade = "" if j.grade is None else j.grade
         writer.writerow(
-            [j.qid, data.query_texts.get(j.qid, ""), j.doc_id, j.rater, grade, int(j.grade is None), j.updated_at]
+            [
+                j.qid,
+                data.query_texts.get(j.qid, ""),
+                j.doc_id,
+                data.title(j.rater),
+                grade,
+                int(j.grade is None),
+                j.updated_at,
+            ]
         )
     return buffer.getvalue()
 

@@ -6,9 +6,10 @@ Query file format (UTF-8), one query per line; blank lines and lines starting wi
     a red flower                          or just the query; the session names it q<position>
 
 A qrels file (``qid 0 doc_id grade``, grades 0-3) comes with the queries file that maps its qids to
-query texts (the benchmark's ``<split>.qrels`` with ``<split>.queries.tsv``). Its grades are stored as
-judgments of a rater named ``import:<qrels file name>``, on the same queries typed ones resolve to, so
-offline benchmark judgments and human ones sit side by side in one analysis.
+query texts (the benchmark's ``<split>.qrels`` with ``<split>.queries.tsv``). The session's owner imports
+it into the session: its queries are added (and pooled) like typed ones, and its grades become a new
+import source of the session, named and dated, whose rater is ``import:<source id>``. A second file of the
+same name is a second source, never an overwrite; the analysis scores each source apart from the people.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmr.corpus.splits import read_qrels, read_queries
-from mmr.judging.sessions import IMPORT_PREFIX, JudgingError, JudgingService
+from mmr.judging.sessions import JudgingError, JudgingService
+from mmr.limits import MAX_IMPORT_JUDGMENTS, MAX_IMPORT_LABEL_CHARS, LimitError, checked_text
 from mmr.queries import QueryInputError, prepare_query
 from mmr.store.schema import GRADES
 
@@ -42,7 +44,8 @@ def read_query_file(path: str | Path) -> list[tuple[str | None, str]]:
 
 @dataclass(frozen=True)
 class ImportResult:
-    rater: str
+    source: str  # the import's title: its name and date
+    rater: str  # import:<source id>, as the judgments are stored
     judgments: int
     queries: int
     unknown_docs: int  # judged documents the session's collection does not hold
@@ -67,31 +70,36 @@ def import_qrels(
     service: JudgingService,
     qrels_path: str | Path,
     queries_path: str | Path,
-    rater: str | None = None,
-    session_name: str | None = None,
+    session_name: str,
+    rater: str,
+    label: str | None = None,
 ) -> ImportResult:
-    """Store a qrels file as judgments of ``rater`` (default ``import:<file name>``); with a session,
-    also add its queries to that session (pooled like typed ones) so the analysis covers them."""
+    """Import a qrels file into a session as a new source (named ``label``, by default the file's name),
+    adding its queries to the session (pooled like typed ones). Only the session's owner may."""
     qrels_path, queries_path = Path(qrels_path), Path(queries_path)
-    rater = rater or f"{IMPORT_PREFIX}{qrels_path.name}"
-    if not rater.startswith(IMPORT_PREFIX):
-        rater = IMPORT_PREFIX + rater
+    session = service.owned(session_name, rater, "import judgments")
+    try:
+        label = checked_text(label or qrels_path.name, "the import's name", MAX_IMPORT_LABEL_CHARS)
+    except LimitError as err:
+        raise JudgingError(f"{err}.") from err
     qrels, queries = _read_qrels(qrels_path, queries_path)
+    count = sum(len(docs) for docs in qrels.values())
+    if count > MAX_IMPORT_JUDGMENTS:
+        raise JudgingError(
+            f"{qrels_path.name} has {count:,} judgments; an import holds at most {MAX_IMPORT_JUDGMENTS:,}"
+        )
     keys = {}
     for qid in qrels:
         try:
             keys[qid] = prepare_query(queries[qid], None, service.uploads_dir).query
         except QueryInputError as err:
             raise JudgingError(f"query {qid!r} of {queries_path.name}: {err}") from err
+    corpus = service.search.collections[session.collection]
+    before = service.store.query_count(session.id)
+    service.add_texts(session, [(qid, queries[qid]) for qid in qrels])
+    added = service.store.query_count(session.id) - before
     ids = service.store.query_ids((query.key, query.text) for query in keys.values())
-    rows = [(ids[keys[qid].key], doc_id, rater, grade) for qid, docs in qrels.items() for doc_id, grade in docs.items()]
-    service.store.upsert_many(rows)
-    unknown, added = 0, 0
-    if session_name:
-        session = service.session(session_name)
-        corpus = service.search.collections[session.collection]
-        unknown = sum(doc_id not in corpus for docs in qrels.values() for doc_id in docs)
-        before = len(service.queries(session_name))
-        service.add_text_queries(session_name, [(qid, queries[qid]) for qid in qrels])
-        added = len(service.queries(session_name)) - before
-    return ImportResult(rater, len(rows), len(qrels), unknown, added)
+    rows = [(ids[keys[qid].key], doc_id, grade) for qid, docs in qrels.items() for doc_id, grade in docs.items()]
+    source = service.store.add_import(session.id, label, qrels_path.name, rater, rows)
+    unknown = sum(doc_id not in corpus for docs in qrels.values() for doc_id in docs)
+    return ImportResult(source.title, source.rater, len(rows), len(qrels), unknown, added)

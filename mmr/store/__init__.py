@@ -3,12 +3,25 @@
 ``RatingStore`` opens (and upgrades) the database; ``RatingStore.judgments`` is blind judging's door.
 """
 
-from mmr.store.judgments import JudgmentRow, JudgmentStore, SessionInfo, SessionQueryInfo, ShownRow
+from mmr.store.judgments import (
+    IMPORT_PREFIX,
+    ImportInfo,
+    JudgmentRow,
+    JudgmentStore,
+    SessionInfo,
+    SessionQueryInfo,
+    ShownRow,
+)
 from mmr.store.migrations import SchemaVersionError
+from mmr.store.raters import RaterNameTakenError, RaterStore
 from mmr.store.ratings import RatingRow, RatingStore
 from mmr.store.uploads import save_uploaded_image
 
 __all__ = [
+    "IMPORT_PREFIX",
+    "ImportInfo",
+    "RaterNameTakenError",
+    "RaterStore",
     "JudgmentRow",
     "JudgmentStore",
     "RatingRow",

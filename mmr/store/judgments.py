@@ -1,31 +1,39 @@
-"""JudgmentStore: judging sessions, the rankings each pool was built from, and the judgments.
+"""JudgmentStore: judging sessions with their owners and members, the rankings each pool was built
+from, the import sources, and the judgments.
 
-A judgment is keyed by (query, doc, rater) and written with an upsert: re-grading replaces the
-grade, and a client that retries after a lost answer (a restart, a dropped connection) writes the
-same row again instead of a second one. Every write is one committed transaction.
+A judgment is keyed by (session, query, doc, rater) and written with an upsert: re-grading replaces
+the grade, and a client that retries after a lost answer (a restart, a dropped connection) writes the
+same row again instead of a second one. Every write is one committed transaction. Who may do what
+is the judging service's to decide (mmr.judging.sessions); the store checks sizes and shapes.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from mmr.limits import MAX_DOC_ID_CHARS, MAX_IMPORT_LABEL_CHARS, MAX_SESSION_NAME_CHARS, checked_text
 from mmr.store.database import writer
 from mmr.store.schema import (
     GRADES,
+    ImportSource,
     JudgingSession,
     Judgment,
     QueryRecord,
+    SessionMember,
     SessionQuery,
     ShownDocument,
     ensure_query,
     utcnow,
 )
+
+IMPORT_PREFIX = "import:"  # the rater of an import source's judgments is import:<source id>
 
 
 class SessionExistsError(ValueError):
@@ -41,6 +49,26 @@ class SessionInfo:
     k: int
     seed: str
     created_at: datetime
+    owner: str | None
+    join_code: str
+
+
+@dataclass(frozen=True)
+class ImportInfo:
+    id: int
+    label: str
+    file_name: str
+    created_by: str | None
+    created_at: datetime
+    judgments: int
+
+    @property
+    def rater(self) -> str:
+        return f"{IMPORT_PREFIX}{self.id}"
+
+    @property
+    def title(self) -> str:
+        return f"{self.label} (imported {self.created_at:%Y-%m-%d %H:%M})"
 
 
 @dataclass(frozen=True)
@@ -73,20 +101,32 @@ class JudgmentRow:
     doc_id: str
     rater: str
     grade: int | None  # None: could not judge
-    session_id: int | None  # None: imported
+    session_id: int
     updated_at: datetime
 
 
 def check_grade(grade: int | None) -> int | None:
-    if grade is not None and grade not in GRADES:
+    if grade is not None and (isinstance(grade, bool) or grade not in GRADES or not isinstance(grade, int)):
         raise ValueError(f"grade must be one of {GRADES} or None (can't judge), got {grade!r}")
     return grade
 
 
 def _session_info(row: JudgingSession) -> SessionInfo:
     return SessionInfo(
-        row.id, row.name, row.collection, tuple(row.retrievers.split(",")), row.k, row.seed, row.created_at
+        row.id,
+        row.name,
+        row.collection,
+        tuple(row.retrievers.split(",")),
+        row.k,
+        row.seed,
+        row.created_at,
+        row.owner,
+        row.join_code or "",
     )
+
+
+def _import_info(row: ImportSource) -> ImportInfo:
+    return ImportInfo(row.id, row.label, row.file_name, row.created_by, row.created_at, row.judgments)
 
 
 def _query_info(entry: SessionQuery, query: QueryRecord) -> SessionQueryInfo:
@@ -103,7 +143,9 @@ def _query_info(entry: SessionQuery, query: QueryRecord) -> SessionQueryInfo:
     )
 
 
-def _upsert(session: Session, query_id: int, doc_id: str, rater: str, grade: int | None, session_id: int | None) -> int:
+def _upsert(session: Session, query_id: int, doc_id: str, rater: str, grade: int | None, session_id: int) -> int:
+    checked_text(doc_id, "a document id", MAX_DOC_ID_CHARS)
+    checked_text(rater, "a rater name", 64)
     now = utcnow()
     statement = sqlite_insert(Judgment).values(
         query_id=query_id,
@@ -115,12 +157,8 @@ def _upsert(session: Session, query_id: int, doc_id: str, rater: str, grade: int
         updated_at=now,
     )
     statement = statement.on_conflict_do_update(
-        index_elements=["query_id", "doc_id", "rater"],
-        set_={
-            "grade": statement.excluded.grade,
-            "session_id": statement.excluded.session_id,
-            "updated_at": statement.excluded.updated_at,
-        },
+        index_elements=["session_id", "query_id", "doc_id", "rater"],
+        set_={"grade": statement.excluded.grade, "updated_at": statement.excluded.updated_at},
     ).returning(Judgment.id)
     return session.scalar(statement)
 
@@ -132,10 +170,14 @@ class JudgmentStore:
 
     # ----------------------------------------------------------------------------- sessions
 
-    def create_session(self, name: str, collection: str, retrievers: Iterable[str], k: int, seed: str) -> SessionInfo:
+    def create_session(
+        self, name: str, collection: str, retrievers: Iterable[str], k: int, seed: str, owner: str | None
+    ) -> SessionInfo:
+        """A new session; its owner is its first member."""
+        name = checked_text(name, "the session name", MAX_SESSION_NAME_CHARS)
         with self._write.begin() as session:
             if session.scalar(select(JudgingSession.id).where(JudgingSession.name == name)) is not None:
-                raise SessionExistsError(f"a session named {name!r} exists already; open it or pick another name")
+                raise SessionExistsError(f"a session named {name!r} exists already; pick another name")
             row = JudgingSession(
                 name=name,
                 collection=collection,
@@ -143,9 +185,13 @@ class JudgmentStore:
                 k=int(k),
                 seed=seed,
                 created_at=utcnow(),
+                owner=owner,
+                join_code=secrets.token_urlsafe(12),
             )
             session.add(row)
             session.flush()
+            if owner:
+                session.add(SessionMember(session_id=row.id, rater=owner, joined_at=utcnow()))
             return _session_info(row)
 
     def session(self, name: str) -> SessionInfo | None:
@@ -153,9 +199,96 @@ class JudgmentStore:
             row = session.scalar(select(JudgingSession).where(JudgingSession.name == name))
             return _session_info(row) if row else None
 
-    def sessions(self) -> list[SessionInfo]:
+    def session_by_code(self, join_code: str) -> SessionInfo | None:
+        if not join_code:
+            return None
         with self._read() as session:
-            return [_session_info(row) for row in session.scalars(select(JudgingSession).order_by(JudgingSession.id))]
+            row = session.scalar(select(JudgingSession).where(JudgingSession.join_code == join_code))
+            return _session_info(row) if row else None
+
+    def sessions(self, member: str | None = None) -> list[SessionInfo]:
+        """Every session, or those ``member`` belongs to."""
+        statement = select(JudgingSession).order_by(JudgingSession.id)
+        if member is not None:
+            statement = statement.join(SessionMember, SessionMember.session_id == JudgingSession.id).where(
+                SessionMember.rater == member
+            )
+        with self._read() as session:
+            return [_session_info(row) for row in session.scalars(statement)]
+
+    def owned_count(self, owner: str) -> int:
+        with self._read() as session:
+            return session.scalar(select(func.count(JudgingSession.id)).where(JudgingSession.owner == owner))
+
+    def add_member(self, session_id: int, rater: str) -> None:
+        with self._write.begin() as session:
+            session.execute(
+                sqlite_insert(SessionMember)
+                .values(session_id=session_id, rater=rater, joined_at=utcnow())
+                .on_conflict_do_nothing(index_elements=["session_id", "rater"])
+            )
+
+    def set_owner(self, session_id: int, owner: str) -> None:
+        """Hand a session on (the administrator's door, ``mmr sessions --give``); the owner is a member."""
+        with self._write.begin() as session:
+            session.get(JudgingSession, session_id).owner = owner
+        self.add_member(session_id, owner)
+
+    def is_member(self, session_id: int, rater: str) -> bool:
+        with self._read() as session:
+            return (
+                session.scalar(
+                    select(SessionMember.id).where(SessionMember.session_id == session_id, SessionMember.rater == rater)
+                )
+                is not None
+            )
+
+    def members(self, session_id: int) -> list[str]:
+        with self._read() as session:
+            statement = select(SessionMember.rater).where(SessionMember.session_id == session_id)
+            return list(session.scalars(statement.order_by(SessionMember.id)))
+
+    def delete_session(self, session_id: int) -> None:
+        """The session and everything in it: queries' places, pools, judgments, members, imports."""
+        with self._write.begin() as session:
+            entries = select(SessionQuery.id).where(SessionQuery.session_id == session_id)
+            session.execute(delete(ShownDocument).where(ShownDocument.session_query_id.in_(entries)))
+            for table in (Judgment, SessionQuery, SessionMember, ImportSource):
+                session.execute(delete(table).where(table.session_id == session_id))
+            session.execute(delete(JudgingSession).where(JudgingSession.id == session_id))
+
+    # ------------------------------------------------------------------------------ imports
+
+    def add_import(
+        self,
+        session_id: int,
+        label: str,
+        file_name: str,
+        created_by: str | None,
+        rows: Iterable[tuple[int, str, int | None]],
+    ) -> ImportInfo:
+        """A new import source of the session with its (query_id, doc_id, grade) rows, in one transaction."""
+        label = checked_text(label, "the import's name", MAX_IMPORT_LABEL_CHARS)
+        rows = [(q, d, check_grade(g)) for q, d, g in rows]
+        with self._write.begin() as session:
+            source = ImportSource(
+                session_id=session_id,
+                label=label,
+                file_name=file_name[:256],
+                created_by=created_by,
+                created_at=utcnow(),
+                judgments=len(rows),
+            )
+            session.add(source)
+            session.flush()
+            for query_id, doc_id, grade in rows:
+                _upsert(session, query_id, doc_id, f"{IMPORT_PREFIX}{source.id}", grade, session_id)
+            return _import_info(source)
+
+    def imports(self, session_id: int) -> list[ImportInfo]:
+        with self._read() as session:
+            statement = select(ImportSource).where(ImportSource.session_id == session_id).order_by(ImportSource.id)
+            return [_import_info(row) for row in session.scalars(statement)]
 
     # ------------------------------------------------------------------------------ queries
 
@@ -169,6 +302,8 @@ class JudgmentStore:
         qid: str | None = None,
     ) -> tuple[SessionQueryInfo, bool]:
         """Append a query to a session; returns it and whether it was new (a query is in a session once)."""
+        if qid is not None:
+            qid = checked_text(qid, "a qid", 128)
         with self._write.begin() as session:
             query_id = ensure_query(session, key, text, image_sha, image_path)
             query = session.get(QueryRecord, query_id)
@@ -191,6 +326,10 @@ class JudgmentStore:
             session.add(entry)
             session.flush()
             return _query_info(entry, query), True
+
+    def query_count(self, session_id: int) -> int:
+        with self._read() as session:
+            return session.scalar(select(func.count(SessionQuery.id)).where(SessionQuery.session_id == session_id))
 
     def session_queries(self, session_id: int) -> list[SessionQueryInfo]:
         statement = (
@@ -240,29 +379,28 @@ class JudgmentStore:
 
     # ----------------------------------------------------------------------------- judgments
 
-    def upsert(self, query_id: int, doc_id: str, rater: str, grade: int | None, session_id: int | None = None) -> int:
-        """Store ``rater``'s grade of ``doc_id`` for the query (None: can't judge); returns the row id."""
+    def upsert(self, session_id: int, query_id: int, doc_id: str, rater: str, grade: int | None) -> int:
+        """Store ``rater``'s grade of ``doc_id`` for the query in the session (None: can't judge); returns its id."""
         if not rater:
-            raise ValueError("a judgment needs a rater name or token")
+            raise ValueError("a judgment needs a rater")
         check_grade(grade)
         with self._write.begin() as session:
             return _upsert(session, query_id, doc_id, rater, grade, session_id)
-
-    def upsert_many(self, rows: Iterable[tuple[int, str, str, int | None]], session_id: int | None = None) -> int:
-        """(query_id, doc_id, rater, grade) rows in one transaction: an import lands whole or not at all."""
-        rows = [(q, d, r, check_grade(g)) for q, d, r, g in rows]
-        with self._write.begin() as session:
-            for query_id, doc_id, rater, grade in rows:
-                _upsert(session, query_id, doc_id, rater, grade, session_id)
-        return len(rows)
 
     def query_ids(self, keys: Iterable[tuple[str, str | None]]) -> dict[str, int]:
         """key -> id for (key, text) pairs, creating the queries not seen before."""
         with self._write.begin() as session:
             return {key: ensure_query(session, key, text) for key, text in keys}
 
-    def judgments(self, query_ids: Collection[int] | None = None, rater: str | None = None) -> list[JudgmentRow]:
-        statement = select(Judgment, QueryRecord.key).join(QueryRecord, Judgment.query_id == QueryRecord.id)
+    def judgments(
+        self, session_id: int, query_ids: Collection[int] | None = None, rater: str | None = None
+    ) -> list[JudgmentRow]:
+        """The session's judgments (of some queries, or one rater's)."""
+        statement = (
+            select(Judgment, QueryRecord.key)
+            .join(QueryRecord, Judgment.query_id == QueryRecord.id)
+            .where(Judgment.session_id == session_id)
+        )
         if query_ids is not None:
             statement = statement.where(Judgment.query_id.in_(list(query_ids)))
         if rater is not None:

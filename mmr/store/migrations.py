@@ -7,6 +7,7 @@ To change the schema: add the models, bump ``SCHEMA_VERSION`` and add ``MIGRATIO
 from __future__ import annotations
 
 import logging
+import secrets
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,8 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, insert, inspect, select, update
 
 from mmr.store.database import writer
-from mmr.store.schema import SCHEMA_VERSION, V2_TABLES, Base, SchemaInfo
+from mmr.store.frozen_v2 import V2_DDL
+from mmr.store.schema import SCHEMA_VERSION, V3_NEW_TABLES, Base, SchemaInfo, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -24,14 +26,66 @@ class SchemaVersionError(RuntimeError):
 
 
 def _v1_to_v2(connection: Connection) -> None:
-    # Only new tables: v1's queries and ratings keep their rows and shape. The v2 models are the
-    # DDL here; once a later version alters these tables, freeze this step as literal SQL.
-    for name in V2_TABLES:
-        Base.metadata.tables[name].create(connection, checkfirst=True)
+    # Only new tables: v1's queries and ratings keep their rows and shape.
+    for statement in V2_DDL:
+        connection.exec_driver_sql(statement)
+
+
+def _v2_to_v3(connection: Connection) -> None:
+    """Owners, members and import sources; judgments keyed by their session.
+
+    Sessions made before owners existed keep no owner (``mmr sessions`` shows their join codes, so an
+    administrator can hand them on); everyone who judged in one becomes a member. v2 stored imported
+    qrels with no session: each file becomes an import source of every session holding its queries. An
+    import whose queries are in no session is not carried over (it stays in the .v2.bak copy).
+    """
+    # Once a later version alters these new tables, freeze this step as literal SQL, as v1 -> v2 is.
+    for name in V3_NEW_TABLES:
+        Base.metadata.tables[name].create(connection)
+    sql = connection.exec_driver_sql
+    sql("ALTER TABLE judging_sessions ADD COLUMN owner VARCHAR(64)")
+    sql("ALTER TABLE judging_sessions ADD COLUMN join_code VARCHAR(32)")
+    sql("CREATE INDEX ix_judging_sessions_join_code ON judging_sessions (join_code)")
+    for (session_id,) in sql("SELECT id FROM judging_sessions").fetchall():
+        sql("UPDATE judging_sessions SET join_code = ? WHERE id = ?", (secrets.token_urlsafe(12), session_id))
+    sql("DROP INDEX ix_judgments_query_id")
+    sql("ALTER TABLE judgments RENAME TO judgments_v2")
+    Base.metadata.tables["judgments"].create(connection)
+    columns = "query_id, doc_id, rater, grade, session_id, created_at, updated_at"
+    sql(f"INSERT INTO judgments (id, {columns}) SELECT id, {columns} FROM judgments_v2 WHERE session_id IS NOT NULL")
+    legacy_imports = sql(
+        "SELECT DISTINCT sq.session_id, j.rater FROM judgments_v2 j JOIN session_queries sq ON sq.query_id = j.query_id"
+        " WHERE j.session_id IS NULL ORDER BY sq.session_id, j.rater"
+    ).fetchall()
+    for session_id, rater in legacy_imports:
+        label = rater.removeprefix("import:")
+        source_id = sql(
+            "INSERT INTO import_sources (session_id, label, file_name, created_at, judgments) VALUES (?, ?, ?, ?, 0)"
+            " RETURNING id",
+            (session_id, label, label, utcnow().isoformat(sep=" ")),
+        ).scalar_one()
+        copied = sql(
+            f"INSERT INTO judgments ({columns}) SELECT j.query_id, j.doc_id, ?, j.grade, ?, j.created_at, j.updated_at"
+            " FROM judgments_v2 j JOIN session_queries sq ON sq.query_id = j.query_id AND sq.session_id = ?"
+            " WHERE j.session_id IS NULL AND j.rater = ?",
+            (f"import:{source_id}", session_id, session_id, rater),
+        ).rowcount
+        sql("UPDATE import_sources SET judgments = ? WHERE id = ?", (copied, source_id))
+    left = sql(
+        "SELECT COUNT(*) FROM judgments_v2 j WHERE j.session_id IS NULL AND NOT EXISTS "
+        "(SELECT 1 FROM session_queries sq WHERE sq.query_id = j.query_id)"
+    ).scalar_one()
+    if left:
+        log.warning("%d imported judgments belong to no session's queries: not carried into v3 (see the .bak)", left)
+    sql(
+        "INSERT INTO session_members (session_id, rater, joined_at) SELECT session_id, rater, MIN(created_at)"
+        " FROM judgments WHERE rater NOT LIKE 'import:%' GROUP BY session_id, rater"
+    )
+    sql("DROP TABLE judgments_v2")
 
 
 # version reached -> the step that reaches it from the version before
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v1_to_v2, 3: _v2_to_v3}
 
 
 def _backup(db_path: Path, version: int) -> None:

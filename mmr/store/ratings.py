@@ -15,9 +15,11 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from mmr.limits import MAX_DOC_ID_CHARS, MAX_RANK, MAX_RETRIEVER_CHARS, checked_float, checked_int, checked_text
 from mmr.store.database import sqlite_engine, writer
 from mmr.store.judgments import JudgmentStore
 from mmr.store.migrations import upgrade
+from mmr.store.raters import RaterStore
 from mmr.store.schema import GRADES, QueryRecord, Rating, ensure_query
 
 
@@ -53,6 +55,11 @@ class RatingStore:
         """Blind pooled judging (sessions, pools, judgments) in the same database."""
         return JudgmentStore(self.engine)
 
+    @cached_property
+    def raters(self) -> RaterStore:
+        """Who may write under which rater name."""
+        return RaterStore(self.engine)
+
     def query_id(
         self, key: str, text: str | None = None, image_sha: str | None = None, image_path: str | None = None
     ) -> int:
@@ -76,8 +83,15 @@ class RatingStore:
         image_sha: str | None = None,
         image_path: str | None = None,
     ) -> int:
-        if grade not in GRADES:
-            raise ValueError(f"grade must be one of {GRADES}, got {grade!r}")
+        # Checked as the types they are: a grade of 2.5 is refused, not stored as 2; NaN never reaches SQLite.
+        grade = checked_int(grade, "grade", min(GRADES), max(GRADES))
+        rank = checked_int(rank, "rank", 1, MAX_RANK)
+        score = checked_float(score, "score")
+        checked_text(retriever, "the retriever", MAX_RETRIEVER_CHARS)
+        checked_text(doc_id, "the document id", MAX_DOC_ID_CHARS)
+        checked_text(session_id, "the session id", 64)
+        if rater is not None:
+            checked_text(rater, "the rater", 64)
         qid = self.query_id(query_key, query_text, image_sha, image_path)
         with self._sessions.begin() as session:
             rating = Rating(
@@ -87,9 +101,9 @@ class RatingStore:
                 collection=collection,
                 retriever=retriever,
                 doc_id=doc_id,
-                rank=int(rank),
-                score=float(score),
-                grade=int(grade),
+                rank=rank,
+                score=score,
+                grade=grade,
             )
             session.add(rating)
             session.flush()

@@ -2,6 +2,8 @@
 
 v1: schema_info, queries, ratings (the Search tab: one row per grade given to a shown result).
 v2: judging_sessions, session_queries, shown_documents, judgments (blind pooled judging).
+v3: raters (a name bound to a browser token, or a signed-in account), session owners, members and join codes,
+    import sources; a judgment belongs to its session (imports included), so no session's grades reach another's.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, Text, Uniqu
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-SCHEMA_VERSION = 2
+from mmr.limits import MAX_QUERY_CHARS, MAX_QUERY_KEY_CHARS, checked_text
+
+SCHEMA_VERSION = 3
 GRADES = (0, 1, 2, 3)  # 0 not relevant, 1 related, 2 relevant, 3 perfect
 
 
@@ -46,6 +50,9 @@ def ensure_query(
     session: Session, key: str, text: str | None = None, image_sha: str | None = None, image_path: str | None = None
 ) -> int:
     """Id of the query with this key, created on first sight (atomically, across processes)."""
+    checked_text(key, "a query key", MAX_QUERY_KEY_CHARS)
+    if text is not None:
+        checked_text(text, "the query text", MAX_QUERY_CHARS, required=False)
     session.execute(
         sqlite_insert(QueryRecord)
         .values(key=key, text=text, image_sha=image_sha, image_path=image_path, created_at=utcnow())
@@ -74,8 +81,21 @@ class Rating(Base):
 # ------------------------------------------------------------------------------- v2: judging
 
 
+class RaterRecord(Base):
+    """Who may write under a name: a local name is bound to the sha256 of a token its browser keeps
+    (``kind`` "local"); a signed-in account ("hf:<user>") has no token, the sign-in proves it."""
+
+    __tablename__ = "raters"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    token_sha: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class JudgingSession(Base):
-    """A named set of queries judged blind over the pooled top ``k`` of fixed ``retrievers``."""
+    """A named set of queries judged blind over the pooled top ``k`` of fixed ``retrievers``; its owner
+    adds queries, imports and exports, and shares ``join_code`` with the raters it invites."""
 
     __tablename__ = "judging_sessions"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -85,6 +105,31 @@ class JudgingSession(Base):
     k: Mapped[int] = mapped_column(Integer)
     seed: Mapped[str] = mapped_column(String(32))  # every pool's shuffle derives from it
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    owner: Mapped[str | None] = mapped_column(String(64))  # NULL: made before sessions had owners
+    join_code: Mapped[str | None] = mapped_column(String(32), index=True)
+
+
+class SessionMember(Base):
+    __tablename__ = "session_members"
+    __table_args__ = (UniqueConstraint("session_id", "rater"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("judging_sessions.id"), index=True)
+    rater: Mapped[str] = mapped_column(String(64))
+    joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ImportSource(Base):
+    """One file of judgments read into a session; its judgments are stored under the rater
+    ``import:<id>``, so a later file of the same name is another source, never an overwrite."""
+
+    __tablename__ = "import_sources"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("judging_sessions.id"), index=True)
+    label: Mapped[str] = mapped_column(String(128))
+    file_name: Mapped[str] = mapped_column(String(256))
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    judgments: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class SessionQuery(Base):
@@ -117,19 +162,19 @@ class ShownDocument(Base):
 
 
 class Judgment(Base):
-    """A rater's grade of a document for a query: one row per (query, doc, rater), re-grading replaces
-    it. ``grade`` NULL means the rater looked and could not judge."""
+    """A rater's grade of a document for a query in a session: one row per (session, query, doc, rater),
+    re-grading replaces it. ``grade`` NULL means the rater looked and could not judge."""
 
     __tablename__ = "judgments"
-    __table_args__ = (UniqueConstraint("query_id", "doc_id", "rater"),)
+    __table_args__ = (UniqueConstraint("session_id", "query_id", "doc_id", "rater"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     query_id: Mapped[int] = mapped_column(ForeignKey("queries.id"), index=True)
     doc_id: Mapped[str] = mapped_column(String(512))
     rater: Mapped[str] = mapped_column(String(128))
     grade: Mapped[int | None] = mapped_column(Integer)
-    session_id: Mapped[int | None] = mapped_column(ForeignKey("judging_sessions.id"))  # NULL: imported
+    session_id: Mapped[int] = mapped_column(ForeignKey("judging_sessions.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-V2_TABLES = ("judging_sessions", "session_queries", "shown_documents", "judgments")
+V3_NEW_TABLES = ("raters", "session_members", "import_sources")

@@ -33,7 +33,8 @@ def judging(search_service, store, tmp_path) -> JudgingService:
 
 @pytest.fixture
 def session(judging):
-    """A session of three text queries over the three fake retrievers, top 5."""
-    judging.create_session("s1", "fake", list(RETRIEVER_NAMES), 5)
-    judging.add_text_queries("s1", [(None, "red flower"), ("t7", "old car"), (None, "a cat")])
+    """A session of three text queries over the three fake retrievers, top 5: ann owns it, bob joined it."""
+    judging.create_session("s1", "fake", list(RETRIEVER_NAMES), 5, "ann")
+    judging.add_text_queries("s1", [(None, "red flower"), ("t7", "old car"), (None, "a cat")], "ann")
+    judging.join(judging.join_code("s1", "ann"), "bob")
     return "s1"

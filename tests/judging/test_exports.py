@@ -17,8 +17,8 @@ BENCHMARK = Settings().benchmark_dir / "v1" / "images"
 
 def _judge_everything(judging, session, raters=("ann", "bob"), seed=3):
     rng = random.Random(seed)
-    for entry in judging.queries(session):
-        for doc in judging.blind_query(session, entry.qid).docs:
+    for entry in judging.queries(session, "ann"):
+        for doc in judging.blind_query(session, entry.qid, "ann").docs:
             for rater in raters:
                 if rng.random() < 0.8:
                     judging.judge(session, entry.qid, doc.doc_id, rater, rng.choice([0, 1, 2, 3, 3, None]))
@@ -27,7 +27,7 @@ def _judge_everything(judging, session, raters=("ann", "bob"), seed=3):
 @pytest.mark.parametrize("rel", [1, 2])
 def test_exported_files_evaluate_to_the_analysis_numbers(judging, session, tmp_path, rel):
     _judge_everything(judging, session)
-    data = judging.session_data(session)
+    data = judging.session_data(session, "ann")
     result = analyse(data, rel=rel)
     paths = {p.name: p for p in write_exports(data, result, tmp_path / "out")}
     qrels = list(ir_measures.read_trec_qrels(str(paths["s1.qrels"])))
@@ -54,7 +54,7 @@ def test_exported_files_evaluate_to_the_analysis_numbers(judging, session, tmp_p
 
 def test_csv_has_every_raw_judgment(judging, session, tmp_path):
     _judge_everything(judging, session)
-    data = judging.session_data(session)
+    data = judging.session_data(session, "ann")
     paths = write_exports(data, analyse(data), tmp_path)
     rows = list(csv.DictReader(io.StringIO(paths[-1].read_text())))
     assert len(rows) == len(data.judgments) == judging.store.count()
@@ -63,35 +63,56 @@ def test_csv_has_every_raw_judgment(judging, session, tmp_path):
     assert cant and all(r["grade"] == "" for r in cant)
 
 
-def test_import_benchmark_qrels_is_keyed_by_query_text_and_idempotent(judging):
+def _small_benchmark(tmp_path, count=3):
+    queries = read_queries(BENCHMARK / "test.queries.tsv")
+    qids = list(read_qrels(BENCHMARK / "test.qrels"))[:count]
+    (tmp_path / "small.qrels").write_text("".join(f"{q} 0 doc-0{i} {i % 4}\n" for i, q in enumerate(qids)))
+    (tmp_path / "small.tsv").write_text("".join(f"{q}\t{queries[q]}\n" for q in qids))
+    return qids, tmp_path / "small.qrels", tmp_path / "small.tsv"
+
+
+def test_import_of_benchmark_qrels_is_a_source_keyed_by_query_text(judging, session):
     qrels_path, queries_path = BENCHMARK / "test.qrels", BENCHMARK / "test.queries.tsv"
     qrels, queries = read_qrels(qrels_path), read_queries(queries_path)
-    result = import_qrels(judging, qrels_path, queries_path)
+    result = import_qrels(judging, qrels_path, queries_path, session, "ann")
     lines = sum(len(docs) for docs in qrels.values())
-    assert (result.rater, result.judgments, result.queries) == ("import:test.qrels", lines, len(qrels))
-    stored = judging.store.judgments(rater="import:test.qrels")
-    assert len(stored) == lines
+    assert (result.judgments, result.queries) == (lines, len(qrels))
+    assert result.source.startswith("test.qrels (imported ")
+    info = judging.store.session(session)
+    stored = judging.store.judgments(info.id, rater=result.rater)
     expected = {
         (f"text:{queries[qid].strip()}", doc, grade) for qid, docs in qrels.items() for doc, grade in docs.items()
     }
     assert {(j.query_key, j.doc_id, j.grade) for j in stored} == expected
-    import_qrels(judging, qrels_path, queries_path)  # again: replaces, never doubles
-    assert judging.store.count() == lines
+    again = import_qrels(judging, qrels_path, queries_path, session, "ann")  # same file name: a second source
+    assert again.rater != result.rater and len(judging.store.imports(info.id)) == 2
+    assert len(judging.store.judgments(info.id, rater=result.rater)) == lines  # the first is untouched
 
 
-def test_import_into_a_session_sits_beside_human_grades(judging, session, tmp_path):
-    queries = read_queries(BENCHMARK / "test.queries.tsv")
-    qids = list(read_qrels(BENCHMARK / "test.qrels"))[:3]
-    (tmp_path / "small.qrels").write_text("".join(f"{q} 0 doc-0{i} {i % 4}\n" for i, q in enumerate(qids)))
-    (tmp_path / "small.tsv").write_text("".join(f"{q}\t{queries[q]}\n" for q in qids))
-    result = import_qrels(
-        judging, tmp_path / "small.qrels", tmp_path / "small.tsv", rater="bench", session_name=session
-    )
-    assert (result.rater, result.added_to_session, result.unknown_docs) == ("import:bench", 3, 0)
-    assert [e.qid for e in judging.queries(session)][-3:] == qids
-    first = judging.blind_query(session, qids[0]).docs[0].doc_id
-    judging.judge(session, qids[0], first, "ann", 2)
-    assert judging.session_data(session).raters() == ["ann", "import:bench"]
+def test_import_sits_beside_human_grades_and_counts_only_when_asked(judging, session, tmp_path):
+    qids, qrels_path, queries_path = _small_benchmark(tmp_path)
+    result = import_qrels(judging, qrels_path, queries_path, session, "ann", label="bench")
+    assert (result.added_to_session, result.unknown_docs) == (3, 0)
+    assert [e.qid for e in judging.queries(session, "ann")][-3:] == qids
+    first = judging.blind_query(session, qids[0], "ann").docs[0].doc_id
+    judging.judge(session, qids[0], first, "bob", 2)
+    data = judging.session_data(session, "bob")
+    assert data.raters() == ["bob", result.rater] and data.humans() == ["bob"]
+    assert data.title(result.rater) == result.source and result.source.startswith("bench (imported ")
+    people = analyse(data)
+    assert people.raters == ("bob",) and people.qrels == {qids[0]: {first: 2}}  # the import stays out by default
+    assert set(people.by_import) == {result.source}  # and is scored on its own
+    both = analyse(data, raters=["bob", result.rater])
+    assert set(both.qrels) == set(qids)
+
+
+def test_only_the_owner_imports(judging, session, tmp_path):
+    _, qrels_path, queries_path = _small_benchmark(tmp_path)
+    with pytest.raises(JudgingError, match="owner, ann"):
+        import_qrels(judging, qrels_path, queries_path, session, "bob")
+    with pytest.raises(JudgingError, match="not found"):
+        import_qrels(judging, qrels_path, queries_path, session, "eve")
+    assert judging.store.count() == 0 and judging.store.imports(judging.store.session(session).id) == []
 
 
 @pytest.mark.parametrize(
@@ -102,9 +123,9 @@ def test_import_into_a_session_sits_beside_human_grades(judging, session, tmp_pa
         ("q1 d 1\n", "q1\ttext\n", "not a TREC qrels"),
     ],
 )
-def test_import_refuses_bad_files(judging, tmp_path, qrels, queries, message):
+def test_import_refuses_bad_files(judging, session, tmp_path, qrels, queries, message):
     (tmp_path / "x.qrels").write_text(qrels)
     (tmp_path / "x.tsv").write_text(queries)
     with pytest.raises(JudgingError, match=message):
-        import_qrels(judging, tmp_path / "x.qrels", tmp_path / "x.tsv")
+        import_qrels(judging, tmp_path / "x.qrels", tmp_path / "x.tsv", session, "ann")
     assert judging.store.count() == 0

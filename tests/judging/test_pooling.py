@@ -38,8 +38,8 @@ def test_pool_order_is_seeded_and_ignores_who_found_what():
 
 
 def test_blind_view_names_no_retriever_rank_or_score(judging, session):
-    for entry in judging.queries(session):
-        view = judging.blind_query(session, entry.qid)
+    for entry in judging.queries(session, "ann"):
+        view = judging.blind_query(session, entry.qid, "ann")
         text = json.dumps(asdict(view))
         for name in RETRIEVER_NAMES:
             assert name not in text
@@ -49,7 +49,7 @@ def test_blind_view_names_no_retriever_rank_or_score(judging, session):
 
 
 def test_pool_is_union_of_top_k_and_frozen_in_the_database(judging, session, search_service, store, tmp_path):
-    view = judging.blind_query(session, "q1")
+    view = judging.blind_query(session, "q1", "ann")
     expected = set()
     for name in RETRIEVER_NAMES:
         fresh = FakeRetriever(name, search_service.collections["fake"])
@@ -60,7 +60,7 @@ def test_pool_is_union_of_top_k_and_frozen_in_the_database(judging, session, sea
     for name in RETRIEVER_NAMES:
         search_service.retrievers[(name, "fake")].doc_ids.reverse()
     reopened = JudgingService(search_service, store.judgments, tmp_path / "uploads")
-    assert reopened.blind_query(session, "q1") == view
+    assert reopened.blind_query(session, "q1", "ann") == view
 
 
 def test_shown_rankings_are_kept_per_retriever(judging, session, store):
@@ -79,4 +79,4 @@ def test_session_needs_two_to_six_retrievers(judging, search_service, count):
     for i in range(7):
         search_service.retrievers[(f"r{i}", "fake")] = FakeRetriever(f"r{i}", corpus)
     with pytest.raises(ValueError, match="2 to 6"):
-        judging.create_session("bad", "fake", [f"r{i}" for i in range(count)], 5)
+        judging.create_session("bad", "fake", [f"r{i}" for i in range(count)], 5, "ann")

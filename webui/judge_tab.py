@@ -126,7 +126,9 @@ def _manage_text(judging: JudgingService, session: str | None, rater: str | None
         code = judging.join_code(session, rater)
     except ValueError:
         return ""
-    base = str(getattr(request, "url", "") or "").split("?")[0] if request is not None else ""
+    # the page's own address (the browser sends it with each event), not the queue endpoint this request came to
+    headers = getattr(request, "headers", None) or {}
+    base = str(headers.get("referer", "")).split("?")[0]
     link = f" or send them the link `{base}?join={code}`" if base else ""
     return f"You own **{html.escape(session)}**. To invite raters, give them the join code `{code}`{link}."
 

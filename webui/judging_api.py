@@ -150,7 +150,9 @@ class JudgingEndpoints:
         }
 
     @_refusals_as_json
-    def judging_join(self, join_code: str, rater: str = "", token: str = "", profile: gr.OAuthProfile | None = None):
+    def judging_join(
+        self, join_code: str, rater: str = "", token: str = "", profile: gr.OAuthProfile | None = None
+    ) -> dict:
         """Join a session with the code its owner gave you."""
         return {"session": self.judging.join(join_code, self._rater(rater, token, profile)).name}
 

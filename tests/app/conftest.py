@@ -50,6 +50,7 @@ class RunningApp:
     # background (the tests that watch it train turn it on)
     extra_env: dict[str, str] = field(default_factory=dict)
     repo: Path = REPO_ROOT  # the checkout whose app.py runs (a clean copy, for the Spaces test)
+    script: str = "app.py"  # or a launcher around it (oauth_stub_app.py)
 
     @property
     def url(self) -> str:
@@ -75,7 +76,7 @@ class RunningApp:
         self.log_path = self.data_dir / f"app-{int(time.time() * 1000)}.log"
         log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "app.py"], cwd=self.repo, env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, self.script], cwd=self.repo, env=env, stdout=log, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -87,6 +88,12 @@ class RunningApp:
             except OSError:
                 time.sleep(0.5)
         raise RuntimeError(f"app did not answer within {timeout}s:\n{self.log_path.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as in a crash or an out-of-memory kill."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -107,8 +114,10 @@ def _index_store_ready() -> bool:
     return (settings.indexes_dir / "zeroshot-verbal" / "stamps" / "params.json").exists()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def running_app(tmp_path_factory):
+    """One app on the built index_store for every module that needs it (starting one takes a while on 2
+    cores); each test names its own queries, raters and sessions, so they share its database safely."""
     if not _index_store_ready():
         pytest.fail("index_store/ is not built: run `python -m mmr build` (make test does it)")
     app = RunningApp(tmp_path_factory.mktemp("app-data"))

@@ -38,13 +38,15 @@ def _choose_retrievers(page, chosen: list[str]) -> None:
 
 
 def _create_session(page, name: str, chosen: list[str]) -> None:
-    page.get_by_role("tab", name="Judge (blind)").click()
-    rater = page.locator("#judge-rater textarea")
-    page.wait_for_function("() => document.querySelector('#judge-rater textarea').value.startsWith('anon-')")
-    rater.fill("tester")  # the page gave this browser a token; a name replaces it
+    rater = page.locator("#rater textarea, #rater input").first
+    page.wait_for_function(
+        "() => (document.querySelector('#rater textarea, #rater input') || {value: ''}).value.startsWith('anon-')"
+    )
+    rater.fill("tester")  # the page gave this browser a token and an anonymous name; claiming a name replaces it
     rater.press("Enter")
-    if not page.locator("#judge-new-name textarea").is_visible():  # closed when sessions exist
-        page.get_by_text("New session", exact=True).click()
+    page.locator("#rater-status").get_by_text("tester").wait_for()
+    page.get_by_role("tab", name="Judge (blind)").click()
+    page.get_by_text("New session", exact=True).click()
     page.locator("#judge-new-name textarea").fill(name)
     _choose_retrievers(page, chosen)
     k = page.locator("#judge-k input[type=number]")

@@ -54,9 +54,13 @@ def _grade(rater: int, index: int) -> str:
 class Rater(threading.Thread):
     """Submits its judgments in order; on a connection error it reconnects and sends the same one again."""
 
-    def __init__(self, number: int, url: str, items: list[tuple[str, str]], progress: list[int]):
+    def __init__(self, number: int, url: str, items: list[tuple[str, str]], progress: list[int], join_code: str):
         super().__init__(daemon=True)
         self.number, self.url, self.items, self.progress = number, url, items, progress
+        client = Client(url, verbose=False)
+        self.name = f"rater-{number}"
+        self.token = client.predict(self.name, api_name="/claim_rater")["token"]
+        assert client.predict(join_code, self.name, self.token, api_name="/judging_join") == {"session": SESSION}
         self.errors: list[str] = []
         self.retries = 0
 
@@ -71,8 +75,9 @@ class Rater(threading.Thread):
                         SESSION,
                         qid,
                         doc_id,
-                        f"rater-{self.number}",
                         _grade(self.number, index),
+                        self.name,
+                        self.token,
                         api_name="/judging_submit",
                     )
                     break
@@ -88,37 +93,47 @@ class Rater(threading.Thread):
             self.progress[self.number] = index + 1
 
 
-def _pooled_items(client: Client) -> list[tuple[str, str]]:
-    retrievers = client.predict(api_name="/judging_options")["collections"]["stamps"][:2]
-    created = client.predict(SESSION, "stamps", retrievers, 10, api_name="/judging_create_session")
+def _owner(client: Client, name: str) -> tuple[str, str]:
+    return name, client.predict(name, api_name="/claim_rater")["token"]
+
+
+def _pooled_items(client: Client) -> tuple[list[tuple[str, str]], str]:
+    """The first PER_RATER pooled (qid, doc) pairs of a new session, and its join code."""
+    owner = _owner(client, "concurrency-owner")
+    retrievers = client.predict(*owner, api_name="/judging_options")["collections"]["stamps"][:2]
+    created = client.predict(SESSION, "stamps", retrievers, 10, *owner, api_name="/judging_create_session")
     assert "error" not in created, created
-    added = client.predict(SESSION, "\n".join(QUERIES), api_name="/judging_add_queries")["added"]
+    added = client.predict(SESSION, "\n".join(QUERIES), *owner, api_name="/judging_add_queries")["added"]
     items = []
     for query in added:
-        pool = client.predict(SESSION, query["qid"], api_name="/judging_pool")
+        pool = client.predict(SESSION, query["qid"], *owner, api_name="/judging_pool")
         items += [(query["qid"], doc["doc_id"]) for doc in pool["docs"]]
     assert len(items) >= PER_RATER
-    return items[:PER_RATER]
+    return items[:PER_RATER], created["join_code"]
 
 
 def _stored(db_path) -> list[tuple[str, str, str, str]]:
     with sqlite3.connect(db_path) as conn:
         rows = conn.execute(
             "SELECT sq.qid, j.doc_id, j.rater, j.grade FROM judgments j "
-            "JOIN session_queries sq ON sq.query_id = j.query_id "
+            "JOIN session_queries sq ON sq.query_id = j.query_id AND sq.session_id = j.session_id "
             "JOIN judging_sessions s ON s.id = sq.session_id WHERE s.name = ?",
             (SESSION,),
         ).fetchall()
-        assert conn.execute("SELECT COUNT(*) FROM judgments").fetchone()[0] == len(rows)
+        in_session = conn.execute(
+            "SELECT COUNT(*) FROM judgments j JOIN judging_sessions s ON s.id = j.session_id WHERE s.name = ?",
+            (SESSION,),
+        ).fetchone()[0]
+        assert in_session == len(rows)
     return [(qid, doc, rater, "x" if grade is None else str(grade)) for qid, doc, rater, grade in rows]
 
 
 def test_eight_raters_and_a_restart_store_every_judgment_once(running_app):
     started = time.monotonic()
-    items = _pooled_items(Client(running_app.url, verbose=False))
+    items, join_code = _pooled_items(Client(running_app.url, verbose=False))
     print(f"pooled {len(QUERIES)} queries in {time.monotonic() - started:.0f}s")
     progress = [0] * RATERS
-    raters = [Rater(n, running_app.url, items, progress) for n in range(RATERS)]
+    raters = [Rater(n, running_app.url, items, progress, join_code) for n in range(RATERS)]
     for rater in raters:
         rater.start()
     deadline = time.monotonic() + RETRY_FOR_S
@@ -146,27 +161,28 @@ def test_eight_raters_and_a_restart_store_every_judgment_once(running_app):
 
 def test_api_analysis_matches_exports_and_hand_counts(running_app):
     client = Client(running_app.url, verbose=False)
-    retrievers = client.predict(api_name="/judging_options")["collections"]["stamps"][:3]
-    client.predict("api", "stamps", retrievers, 4, api_name="/judging_create_session")
-    # Judgments belong to a query, not to a session: texts no other test uses keep this one's qrels its own.
+    ann, bob = _owner(client, "ann-api"), _owner(client, "bob-api")
+    retrievers = client.predict(*ann, api_name="/judging_options")["collections"]["stamps"][:3]
+    created = client.predict("api", "stamps", retrievers, 4, *ann, api_name="/judging_create_session")
+    client.predict(created["join_code"], *bob, api_name="/judging_join")
     queries = "a red flower in a pot\nb7\tan old racing car\nsome gold coins"
-    added = client.predict("api", queries, api_name="/judging_add_queries")["added"]
+    added = client.predict("api", queries, *ann, api_name="/judging_add_queries")["added"]
     assert [q["qid"] for q in added] == ["q1", "b7", "q3"]
     grades = {}
     for query in added:
-        pool = client.predict("api", query["qid"], api_name="/judging_pool")
+        pool = client.predict("api", query["qid"], *ann, api_name="/judging_pool")
         assert not any(name in str(pool) for name in retrievers)  # blind: no retriever names anywhere
         for i, doc in enumerate(pool["docs"]):
-            for rater, grade in (("ann", i % 4), ("bob", (i + i // 3) % 4)):
+            for rater, grade in ((ann, i % 4), (bob, (i + i // 3) % 4)):
                 answer = client.predict(
-                    "api", query["qid"], doc["doc_id"], rater, str(grade), api_name="/judging_submit"
+                    "api", query["qid"], doc["doc_id"], str(grade), *rater, api_name="/judging_submit"
                 )
                 assert "judgment_id" in answer, answer
-                grades[(query["qid"], doc["doc_id"], rater)] = grade
-    assert "error" in client.predict("api", "q1", "no/such/doc", "ann", "2", api_name="/judging_submit")
+                grades[(query["qid"], doc["doc_id"], rater[0])] = grade
+    assert "error" in client.predict("api", "q1", "no/such/doc", "2", *ann, api_name="/judging_submit")
 
-    analysis = client.predict("api", 2, ["ann", "bob"], api_name="/judging_analysis")
-    exports = client.predict("api", 2, ["ann", "bob"], api_name="/judging_exports")
+    analysis = client.predict("api", 2, [], *bob, api_name="/judging_analysis")  # default: the people, both
+    exports = client.predict("api", 2, [], *bob, api_name="/judging_exports")
     qrels = list(ir_measures.read_trec_qrels(exports["qrels"]))
     for name in retrievers:
         run = list(ir_measures.read_trec_run(exports["runs"][name]))
@@ -177,9 +193,9 @@ def test_api_analysis_matches_exports_and_hand_counts(running_app):
     # Two raters: one qrel per document is the lower of their two grades; kappa on all the docs.
     docs = sorted({(q, d) for q, d, _ in grades})
     assert {(q.query_id, q.doc_id): q.relevance for q in qrels} == {
-        (q, d): min(grades[(q, d, "ann")], grades[(q, d, "bob")]) for q, d in docs
+        (q, d): min(grades[(q, d, "ann-api")], grades[(q, d, "bob-api")]) for q, d in docs
     }
-    a, b = [grades[(q, d, "ann")] for q, d in docs], [grades[(q, d, "bob")] for q, d in docs]
+    a, b = [grades[(q, d, "ann-api")] for q, d in docs], [grades[(q, d, "bob-api")] for q, d in docs]
     observed = sum(x == y for x, y in zip(a, b, strict=True)) / len(docs)
     expected = sum(a.count(c) * b.count(c) for c in range(4)) / len(docs) ** 2
     assert analysis["agreement"]["items"] == len(docs)

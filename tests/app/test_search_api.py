@@ -74,13 +74,17 @@ def test_rating_is_stored_and_survives_a_restart(running_app, stamp_ids):
     client = Client(running_app.url, verbose=False)
     query = f"frog {uuid.uuid4().hex[:6]}"  # unique, so the row read back can only be this test's
     hit = client.predict(query, "stamps", ["zeroshot-verbal"], 3, api_name="/search_json")["results"][0]["hits"][1]
+    rater = f"ann-{uuid.uuid4().hex[:6]}"
+    token = client.predict(rater, api_name="/claim_rater")["token"]
     answer = client.predict(
-        query, "zeroshot-verbal", hit["doc_id"], hit["rank"], hit["score"], 2, "stamps", "ann", api_name="/rate"
+        query, "zeroshot-verbal", hit["doc_id"], hit["rank"], hit["score"], 2, "stamps", rater, token, api_name="/rate"
     )
     assert isinstance(answer.get("rating_id"), int), answer
-    refused = client.predict(query, "zeroshot-verbal", hit["doc_id"], 2, 0.5, 7, api_name="/rate")
+    refused = client.predict(
+        query, "zeroshot-verbal", hit["doc_id"], 2, 0.5, 7, "stamps", rater, token, api_name="/rate"
+    )
     assert "grade" in refused["error"]
-    missing = client.predict(query, "bm25", "no/such/doc", 1, 0.5, 1, api_name="/rate")
+    missing = client.predict(query, "bm25", "no/such/doc", 1, 0.5, 1, "stamps", rater, token, api_name="/rate")
     assert "no/such/doc" in missing["error"]
 
     running_app.restart()
@@ -97,7 +101,7 @@ def test_rating_is_stored_and_survives_a_restart(running_app, stamp_ids):
             "rank": 2,
             "score": pytest.approx(hit["score"]),
             "grade": 2,
-            "rater": "ann",
+            "rater": rater,
             "session_id": "api",
         }
     ]
@@ -130,7 +134,7 @@ def test_very_long_query_is_shortened_with_a_notice(client):
         ("corrupt", "damaged or incomplete"),
         ("zero-byte", "The file is empty (0 bytes)."),
         ("not-an-image", "not an image that can be read"),
-        ("decompression-bomb", "over the 40,000,000-pixel limit (this protects the server from decompression bombs)"),
+        ("decompression-bomb", "over the 16,000,000-pixel limit (this protects the server from decompression bombs)"),
     ],
 )
 def test_bad_upload_gets_a_clear_message_and_the_app_lives_on(client, tmp_path, kind, message):

@@ -33,7 +33,10 @@ def rating_rows(running_app, **where) -> list[dict]:
 
 def test_side_by_side_results_mark_shared_hits_and_save_a_grade(running_app, search_page, artifacts_dir):
     search_page.choose("stamps", ["BM25", "Zero-shot verbalisation"])
-    search_page.page.locator("#rater textarea, #rater input").first.fill("browser-test")
+    name = search_page.page.locator("#rater textarea, #rater input").first
+    name.fill("browser-test")  # the page gave this browser an anonymous name; claiming one replaces it
+    name.press("Enter")
+    search_page.page.locator("#rater-status").get_by_text("browser-test").wait_for()
     search_page.search("frog")
     expect(search_page.page.locator("#grade-1-0")).to_be_visible()
     assert search_page.visible_columns() == [0, 1]

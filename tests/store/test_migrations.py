@@ -1,4 +1,4 @@
-"""Schema upgrades, on databases written by the v1 and v2 code (fixtures/ratings_v1.sql, ratings_v2.sql: their dumps)."""
+"""Schema upgrades, on databases written by the v1 and v2 code (fixtures/ratings_v1.sql and ratings_v2.sql)."""
 
 import sqlite3
 from pathlib import Path

@@ -26,6 +26,7 @@ from mmr.judging.pooling import PoolItem, RankedDoc, pool, ranked_docs
 from mmr.limits import (
     MAX_QUERIES_PER_CALL,
     MAX_QUERIES_PER_SESSION,
+    MAX_QUERY_CHARS,
     MAX_SESSION_NAME_CHARS,
     MAX_SESSIONS_PER_RATER,
     LimitError,
@@ -173,6 +174,11 @@ class JudgingService:
     def add_texts(self, session: SessionInfo, entries: list[tuple[str | None, str]]) -> list[SessionQueryInfo]:
         """Add queries to a session the caller has checked the right to (``owned``)."""
         self._check_room(session, len(entries))
+        for number, (_, text) in enumerate(entries, start=1):  # all of them before any is added
+            try:
+                checked_text(text, f"query {number}", MAX_QUERY_CHARS)
+            except LimitError as err:  # a search may cut a long query; a judged one is kept as typed or not at all
+                raise JudgingError(f"{err}; nothing was added.") from err
         added = []
         for qid, text in entries:
             prepared = prepare_query(text, None, self.uploads_dir)

@@ -69,6 +69,9 @@ class RunningApp:
             "HF_HUB_OFFLINE": "1",
             "GRADIO_ANALYTICS_ENABLED": "False",
             "MMR_TRAIN_IN_BACKGROUND": "0",
+            # Gradio serves whatever lies in its temp folder; the tests' own gradio_client downloads into the
+            # default one on this same machine, so the app gets a folder of its own
+            "GRADIO_TEMP_DIR": str(self.data_dir / "gradio-tmp"),
             **self.extra_env,
         }
         env.pop("MMR_DB", None)

@@ -110,6 +110,15 @@ def test_limits_on_queries_per_call_and_session(judging, session, monkeypatch):
     assert len(judging.queries(session, "ann")) == 3
 
 
+def test_a_judged_query_is_kept_as_typed_or_refused_whole(judging, session):
+    before = len(judging.queries(session, "ann"))
+    with pytest.raises(JudgingError, match="query 2 has 2,001 characters; the limit is 2,000; nothing was added"):
+        judging.add_text_queries(session, [(None, "fine"), (None, "x" * 2001)], "ann")
+    with pytest.raises(JudgingError, match="query 1 contains characters that are not valid Unicode"):
+        judging.add_text_queries(session, [(None, "lone \ud800")], "ann")
+    assert len(judging.queries(session, "ann")) == before
+
+
 def test_progress_counts_pooled_docs_and_complete_queries(judging, session):
     pools = {e.qid: judging.blind_query(session, e.qid, "ann").docs for e in judging.queries(session, "ann")}
     total = sum(len(docs) for docs in pools.values())

@@ -145,3 +145,18 @@ def browser():
         instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         yield instance
         instance.close()
+
+
+@pytest.fixture(scope="module")
+def api(running_app):
+    from gradio_client import Client
+
+    return Client(running_app.url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def cast(api):
+    """Raters and sessions for the attack tests (tests/app/attack_cast.py)."""
+    from tests.app.attack_cast import build_cast
+
+    return build_cast(api)

@@ -22,7 +22,7 @@ from mmr.methods.lsr.head import (
     regulariser_weight,
 )
 from mmr.methods.lsr.index import CENTROID_FRACTION, SUMMARY_ENERGY, SparseIndex
-from mmr.methods.lsr.model import LSRConfig, LSRModel, prune_row
+from mmr.methods.lsr.model import LSRConfig, LSRModel, keep_heaviest, prune_row, prune_rows
 from mmr.methods.lsr.report import heaviest_term_is_own, report_markdown, sparse_report
 from mmr.methods.lsr.retriever import LSRRetriever, explain_match
 from mmr.methods.lsr.training import LSRTraining, TeacherTables, choose_query_cut, train_epoch
@@ -229,7 +229,7 @@ def test_dev_probe_restricts_text_documents_but_not_images_and_scores_like_brute
     queries, documents = probe.encode(head, expand=False)
     allowed = vocabulary.mask(probe.document_terms[1:])
     assert (documents[1:][~allowed] == 0).all() and (documents[1:][allowed & vocabulary.usable] > 0).all()
-    assert (documents[0][vocabulary.usable] > 0).all()  # the image expands
+    assert (documents[0][vocabulary.usable] > 0).all()  # the image expands (the toy vocabulary is under the cap)
     assert (queries[0] > 0).sum() == 2  # "red", "flower"
     expected = mrr_at_10(documents.numpy(), probe.doc_ids, queries.numpy(), probe.qids, probe.qrels)
     assert probe.mrr(queries, documents) == pytest.approx(expected)
@@ -410,6 +410,23 @@ def test_lexical_grounding_counts_queries_whose_heaviest_term_is_their_own(vocab
     ]
     own = vocabulary.own_terms(["a red flower", "a red flower", "a red flower"])
     assert heaviest_term_is_own(vectors, own) == 0.5
+
+
+def test_documents_are_indexed_with_their_heaviest_terms_as_dev_scores_them(vocabulary, monkeypatch):
+    import mmr.methods.lsr.retriever as retriever_module
+
+    weights = torch.rand(4, 40)
+    kept = keep_heaviest(weights, 7)
+    assert ((kept > 0).sum(dim=1) == 7).all()
+    assert np.allclose(kept.numpy(), prune_rows(sp.csr_matrix(weights.numpy()), 7).toarray())
+    monkeypatch.setattr(retriever_module, "DOCUMENT_TERMS", 2)
+    model = LSRModel(_model(vocabulary).config, _head(vocabulary, bias=5.0), vocabulary, FakeTeacher())
+    model.config = LSRConfig(**{**model.config.__dict__, "expand_texts": True})  # texts expand: many terms
+    corpus = Corpus("c", (Document("t0", "text", "a red flower"), Document("t1", "text", "a big dog")))
+    indexed = LSRRetriever.encode_corpus(model, corpus, None)
+    full = model.encode_texts(["a red flower", "a big dog"])
+    assert np.diff(indexed.indptr).tolist() == [2, 2] and full.nnz > 4
+    assert np.allclose(indexed.toarray(), prune_rows(full, 2).toarray())
 
 
 def test_query_pruning_keeps_the_heaviest_terms_and_the_cut_is_the_smallest_that_costs_nothing():

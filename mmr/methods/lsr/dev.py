@@ -18,7 +18,7 @@ from mmr.collections import load_collection
 from mmr.config import Settings
 from mmr.corpus.splits import load_benchmark
 from mmr.methods.lsr.head import SparseHead, Vocabulary, document_mask
-from mmr.methods.lsr.model import prune_rows
+from mmr.methods.lsr.model import DOCUMENT_TERMS, keep_heaviest, prune_rows
 from mmr.retrievers.base import Resources
 from mmr.retrievers.trained import IMAGE_ENCODER, DualEncoderModel
 from mmr.training.data import mrr_at_10, mrr_at_10_of_scores
@@ -75,7 +75,7 @@ class DevProbe:
             queries = head(self.queries, self.vocabulary.mask(self.query_terms))
             documents = head(self.documents, document_mask(self.document_terms, self.vocabulary))
         head.train(was_training)
-        return queries, documents
+        return queries, keep_heaviest(documents, DOCUMENT_TERMS)  # as the retriever indexes them
 
     def mrr(self, queries: torch.Tensor | sp.csr_matrix, documents: torch.Tensor | sp.csr_matrix) -> float:
         scores = (_csr(queries) @ _csr(documents).T).toarray()

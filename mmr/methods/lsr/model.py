@@ -21,6 +21,12 @@ from mmr.retrievers.base import Resources
 from mmr.retrievers.trained import DualEncoderModel
 
 HEAD_FILE, CONFIG_FILE, VOCABULARY_DIR = "head.safetensors", "config.json", "vocabulary"
+# An indexed document keeps at most its DOCUMENT_TERMS heaviest terms. A trained head puts far fewer on a
+# document (docs/findings.md: 915 per image and 774 per gloss on average), but a barely trained one spreads
+# weight over a third of the vocabulary (8,456 terms per document after the tiny test store's few steps),
+# and Seismic's build time and memory grow with every term: 83 s for 210 such documents. Dev scoring caps
+# documents the same way (dev.py), so a checkpoint is chosen as it will be served.
+DOCUMENT_TERMS = 2048
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,14 @@ def prune_rows(rows: sp.csr_matrix, keep: int | None) -> sp.csr_matrix:
     if keep is None:
         return sp.csr_matrix(rows)
     return sp.vstack([prune_row(rows[i], keep) for i in range(rows.shape[0])], format="csr")
+
+
+def keep_heaviest(weights: torch.Tensor, keep: int) -> torch.Tensor:
+    """(n, vocab) weights with only each row's ``keep`` heaviest left (``prune_rows`` on dense rows)."""
+    if weights.shape[1] <= keep:
+        return weights
+    values, columns = weights.topk(keep, dim=1)
+    return torch.zeros_like(weights).scatter_(1, columns, values)
 
 
 def top_terms(row: sp.csr_matrix, vocabulary: Vocabulary, limit: int) -> list[tuple[str, float]]:

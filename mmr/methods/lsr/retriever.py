@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from mmr.corpus.format import Corpus
 from mmr.index import IndexMismatchError, IndexParams
 from mmr.methods.lsr.index import CENTROID_FRACTION, SUMMARY_ENERGY, SparseIndex
-from mmr.methods.lsr.model import CONFIG_FILE, LSRModel, prune_row, top_terms
+from mmr.methods.lsr.model import CONFIG_FILE, DOCUMENT_TERMS, LSRModel, prune_row, prune_rows, top_terms
 from mmr.methods.lsr.teacher import teacher_tag
 from mmr.retrievers.base import Resources, Retriever
 from mmr.retrievers.trained import IMAGE_ENCODER, model_fingerprint
@@ -66,6 +66,7 @@ class LSRRetriever(Retriever):
                 "teacher": config["teacher"],
                 "summary_energy": SUMMARY_ENERGY,
                 "centroid_fraction": CENTROID_FRACTION,
+                "document_terms": DOCUMENT_TERMS,
             },
         )
 
@@ -86,7 +87,7 @@ class LSRRetriever(Retriever):
         # Back to corpus order: row j of ``stacked`` is document (text_rows + image_rows)[j].
         position = np.empty(len(docs), dtype=np.int64)
         position[np.asarray(text_rows + image_rows, dtype=np.int64)] = np.arange(len(docs))
-        return stacked[position]
+        return prune_rows(stacked[position], DOCUMENT_TERMS)
 
     @classmethod
     def build(cls, corpus: Corpus, resources: Resources, folder: Path) -> LSRRetriever:

@@ -17,7 +17,8 @@ from mmr.types import Document
 MODALITY_FILTERS: dict[str, str | None] = {"all": None, "images": "image", "texts": "text"}
 MODALITY_CHOICES = [("All", "all"), ("Images", "images"), ("Texts", "texts")]
 CARD_TEXT_CHARS = 140
-CARD_TERMS = 4  # shared sparse terms on a card; the detail view lists them all
+CARD_TERMS = 4  # shared sparse words on a card; the detail view lists them all
+TOP_WORDS = 5  # each side's heaviest words in the detail view, with their weights
 CARD_BORROWED = 2  # borrowed captions on a card; the detail view lists them all
 
 # Injected into <head> by the tab itself, so the tab brings its own look wherever it is mounted.
@@ -195,21 +196,29 @@ def verbalisation_markdown(explanation: dict, by: str) -> list[str]:
 def sparse_markdown(explanation: dict, by: str) -> list[str]:
     """A sparse match laid open: the shared terms with their share of the score, then each side's top terms."""
     lines = [
-        f"#### Why {html.escape(by)} matched: score {explanation['score']:.3f} from shared terms",
+        f"#### Why {html.escape(by)} matched: score {explanation['score']:.3f} from shared words",
         f"Non-zero terms: query {explanation['query_nonzeros']}, document {explanation['document_nonzeros']}.",
         "",
     ]
     if explanation["shared_terms"]:
-        lines += ["| shared term | query weight | document weight | contribution |", "|---|---|---|---|"]
+        lines += ["| shared word | query weight | document weight | contribution |", "|---|---|---|---|"]
         lines += [
             f"| {html.escape(t['term'])} | {t['query_weight']:.2f} | {t['document_weight']:.2f} "
             f"| {t['contribution']:.3f} |"
             for t in explanation["shared_terms"]
         ]
     else:
-        lines.append("No shared terms.")
+        lines.append("No shared words.")
+    other = explanation.get("other_shared") or {}
+    if other.get("terms"):
+        share = other["contribution"] / explanation["score"] if explanation["score"] else 0.0
+        lines += [
+            "",
+            f"Other shared terms (word pieces, punctuation, stop words): {other['terms']}, "
+            f"{other['contribution']:.3f} of the score ({share:.0%}).",
+        ]
     return lines + [
         "",
-        f"**Query's top terms:** {_terms(explanation['query_terms'])}  ",
-        f"**Document's top terms:** {_terms(explanation['document_terms'])}",
+        f"**Query's top words:** {_terms(explanation['query_terms'][:TOP_WORDS])}  ",
+        f"**Document's top words:** {_terms(explanation['document_terms'][:TOP_WORDS])}",
     ]

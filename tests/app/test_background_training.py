@@ -154,8 +154,8 @@ def test_sparse_hits_come_with_the_terms_they_share_with_the_query(trained_app):
         contributions = [t["contribution"] for t in explanation["shared_terms"]]
         assert contributions == sorted(contributions, reverse=True)
         assert all(t["query_weight"] > 0 and t["document_weight"] > 0 for t in explanation["shared_terms"])
-        # Each side's list is its heaviest terms: any shared term heavier than the lightest one shown must be
-        # shown. (Whether those terms are the query's own words is the model's business: the evaluation's
+        # Each side's list is its heaviest words: any shared word heavier than the lightest one shown must be
+        # shown. (Whether those words are the query's own is the model's business: the evaluation's
         # lexical-grounding row measures it.)
         for side, weight_key in (("query", "query_weight"), ("document", "document_weight")):
             shown = explanation[f"{side}_terms"]
@@ -196,7 +196,7 @@ def test_sparse_hit_shows_the_terms_it_shares_with_the_query(trained_app, browse
     assert "shared: " in search_page.card_texts(column)[0]
     assert not any("shared: " in text for text in search_page.card_texts(1 - column)), "BM25 explains nothing"
     detail = search_page.open_details(column, 0)
-    for part in ("Why Dense2Sparse LSR matched: score", "shared term", "Query's top terms:", "Document's top terms:"):
+    for part in ("Why Dense2Sparse LSR matched: score", "shared word", "Query's top words:", "Document's top words:"):
         assert part in detail, (part, detail)
     search_page.detail.scroll_into_view_if_needed()
     page.screenshot(path=artifacts_dir / "search-sparse-terms.png")

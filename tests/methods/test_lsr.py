@@ -23,9 +23,17 @@ from mmr.methods.lsr.head import (
 )
 from mmr.methods.lsr.index import CENTROID_FRACTION, SUMMARY_ENERGY, SparseIndex
 from mmr.methods.lsr.model import LSRConfig, LSRModel, keep_heaviest, prune_row, prune_rows
-from mmr.methods.lsr.report import heaviest_term_is_own, report_markdown, sparse_report
+from mmr.methods.lsr.report import (
+    first_own_rank_median,
+    heaviest_term_is_own,
+    longest_lists_share,
+    report_markdown,
+    sparse_report,
+    top_terms_own_share,
+)
 from mmr.methods.lsr.retriever import LSRRetriever, explain_match
 from mmr.methods.lsr.training import LSRTraining, TeacherTables, choose_query_cut, train_epoch
+from mmr.methods.lsr.words import Word, words_of
 from mmr.retrievers.base import Resources
 from mmr.training.common import Manifest
 from mmr.types import Document, Query
@@ -322,6 +330,28 @@ def test_explain_lists_the_shared_terms_by_contribution(vocabulary):
     assert explain_match(query, vector({"dog": 1.0}), vocabulary)["shared_terms"] == []
 
 
+def test_explanations_show_words_and_sum_the_rest(vocabulary):
+    """Pieces of a word of the text are joined; punctuation, stop words and stray pieces are a remainder."""
+    ids = dict(zip(WORDS, vocabulary.tokenizer.convert_tokens_to_ids(WORDS), strict=True))
+    weights = {"red": 1.0, "flower": 2.0, "##s": 0.5, "a": 3.0, ".": 4.0, "dog": 0.25}
+    query = sp.csr_matrix(
+        ([*weights.values()], ([0] * len(weights), [ids[w] for w in weights])), shape=(1, vocabulary.size)
+    )
+    document = query.copy()
+    explanation = explain_match(query, document, vocabulary, query_text="a red flowers.", document_text="dog")
+    shared = {t["term"]: t["contribution"] for t in explanation["shared_terms"]}
+    assert shared == {"flowers": pytest.approx(2.0**2 + 0.5**2), "red": 1.0, "dog": 0.0625}
+    assert explanation["other_shared"] == {"terms": 2, "contribution": pytest.approx(3.0**2 + 4.0**2)}  # "a", "."
+    assert sum(shared.values()) + explanation["other_shared"]["contribution"] == pytest.approx(explanation["score"])
+    assert [t["term"] for t in explanation["query_terms"]] == ["flowers", "red", "dog"]
+    # without the text, "##s" is a piece of no word: it goes to the remainder, "flower" stands alone
+    assert [t["term"] for t in explanation["document_terms"]] == ["flower", "red", "dog"]
+    assert words_of("a red flowers.", vocabulary.tokenizer) == [
+        Word("red", (ids["red"],)),
+        Word("flowers", (ids["flower"], ids["##s"])),
+    ]
+
+
 def _model(vocabulary):
     config = LSRConfig("zeroshot-verbal", "zeroshot-verbal@x", 8, 6, vocabulary.size, expand_texts=False)
     return LSRModel(config, _head(vocabulary, bias=5.0), vocabulary, FakeTeacher())
@@ -397,7 +427,11 @@ def test_sparse_report_counts_terms_and_postings(vocabulary, tmp_path):
     assert report["collection_nonzeros"] == 10 and report["dense_multiply_adds"] == 4 * 8
     assert report["top10_agreement_with_brute_force"] == 1.0
     assert report["heaviest_term_is_own_token"] == 1.0  # own tokens only: nothing else can be heaviest
+    assert report["top10_terms_own_share"] == 1.0 and report["first_own_token_rank_median"] == 1.0
+    # 7 non-empty lists, the longest ("a", "red", "house") 2 postings long: 1% of them is one list, 2 of 10
+    assert report["postings_share_of_longest_1pct_lists"] == pytest.approx(2 / 10)
     table = report_markdown(report, 0.45, "marvel", 0.5)
+    assert "| postings held by the 1% longest lists (co-activation) | 20.0% |" in table
     assert "| MRR@10: lsr / teacher marvel | 0.450 / 0.500 = 90.0% |" in table
 
 
@@ -410,6 +444,17 @@ def test_lexical_grounding_counts_queries_whose_heaviest_term_is_their_own(vocab
     ]
     own = vocabulary.own_terms(["a red flower", "a red flower", "a red flower"])
     assert heaviest_term_is_own(vectors, own) == 0.5
+    assert top_terms_own_share(vectors, own, 10) == pytest.approx((1.0 + 0.5) / 2)
+    assert top_terms_own_share(vectors, own, 1) == pytest.approx(0.5)
+    assert first_own_rank_median(vectors, own) == pytest.approx(1.5)  # ranks 1 and 2
+    assert first_own_rank_median([vectors[1]], vocabulary.own_terms(["dog"])) is None
+
+
+def test_coactivation_is_the_share_of_postings_in_the_longest_lists():
+    lengths = np.array([0, 50, 30, 10, 5, 5] + [0] * 100 + [0])
+    assert longest_lists_share(lengths, 0.01) == pytest.approx(50 / 100)  # 1% of 5 lists: the longest one
+    assert longest_lists_share(lengths, 0.4) == pytest.approx(80 / 100)  # 2 lists
+    assert longest_lists_share(np.zeros(5), 0.01) == 0.0
 
 
 def test_documents_are_indexed_with_their_heaviest_terms_as_dev_scores_them(vocabulary, monkeypatch):

@@ -6,7 +6,7 @@ from mmr.corpus.format import Corpus
 from mmr.retrievers.base import Retriever
 from mmr.service import SearchService
 from mmr.types import Document, Hit, Query
-from webui.cards import card_markdown, column_record, document_markdown
+from webui.cards import card_markdown, column_record, document_markdown, sparse_markdown
 
 EXPLANATION = {
     "method": "lsr",
@@ -68,7 +68,7 @@ def test_card_and_detail_show_the_shared_terms():
     detail = document_markdown(docs["d1"], [], explained["explanation"], "Dense2Sparse LSR")
     assert "Why Dense2Sparse LSR matched: score 3.500" in detail
     assert "| red | 1.00 | 3.00 | 3.000 |" in detail
-    assert "**Document's top terms:** tree (4.00), red (3.00)" in detail
+    assert "**Document's top words:** tree (4.00), red (3.00)" in detail
     assert "Why" not in document_markdown(docs["d2"], [], None, "x")
 
 
@@ -88,3 +88,10 @@ def test_card_and_detail_show_what_a_dense_model_reads_in_an_image():
     assert "tree frog, bullfrog" in detail and "added at weight 0.5" in detail
     assert "| green frog | 0.70 |" in detail and "| A toad. | 0.30 |" in detail
     assert "Why" not in detail  # not laid out as a sparse match
+
+
+def test_detail_says_how_much_of_the_score_its_words_leave_out():
+    explanation = {**EXPLANATION, "score": 4.0, "other_shared": {"terms": 2, "contribution": 0.6}}
+    detail = "\n".join(sparse_markdown(explanation, "Dense2Sparse LSR"))
+    assert "Other shared terms (word pieces, punctuation, stop words): 2, 0.600 of the score (15%)." in detail
+    assert "Other shared" not in "\n".join(sparse_markdown(EXPLANATION, "Dense2Sparse LSR"))

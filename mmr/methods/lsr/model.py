@@ -123,10 +123,3 @@ def keep_heaviest(weights: torch.Tensor, keep: int) -> torch.Tensor:
         return weights
     values, columns = weights.topk(keep, dim=1)
     return torch.zeros_like(weights).scatter_(1, columns, values)
-
-
-def top_terms(row: sp.csr_matrix, vocabulary: Vocabulary, limit: int) -> list[tuple[str, float]]:
-    """The ``limit`` heaviest terms of a one-row sparse vector, heaviest first."""
-    order = np.argsort(-row.data, kind="stable")[:limit]
-    names = vocabulary.terms(row.indices[order])
-    return [(name, float(weight)) for name, weight in zip(names, row.data[order], strict=True)]

@@ -5,8 +5,10 @@
   inverted index scores) against every non-zero of the collection (what scoring all documents against
   the sparse query touches without an index) and N x d multiply-adds for the dense teacher;
 - exactness: how much of the inverted index's top 10 is the scipy brute-force top 10;
-- lexical grounding: how often a query's heaviest term is one of its own tokens (what makes the
-  terms readable as words; an expanded vector may still put its weight elsewhere);
+- co-activation (the Dense2Sparse paper's first problem): the share of all postings held by the 1%
+  longest posting lists; a few terms active in almost every vector make every query pay for them;
+- lexical grounding (its second, semantic deviation): how often a query's heaviest term is one of its
+  own tokens, the share of its 10 heaviest terms that are, and the rank of its first own token;
 - quality: MRR@10 of the sparse retriever as a share of its teacher's, from the evaluation runs.
 """
 
@@ -50,7 +52,44 @@ def sparse_report(retriever, corpus: Corpus, queries: Mapping[str, str], k: int 
         "dense_multiply_adds": len(index) * int(retriever.model.config.in_dim),  # the teacher's dimension
         "top10_agreement_with_brute_force": float(np.mean(agreement)) if agreement else 1.0,
         "heaviest_term_is_own_token": heaviest_term_is_own(vectors, own_terms),
+        "top10_terms_own_share": top_terms_own_share(vectors, own_terms, TOP),
+        "first_own_token_rank_median": first_own_rank_median(vectors, own_terms),
+        "postings_share_of_longest_1pct_lists": longest_lists_share(index.document_frequency, 0.01),
     }
+
+
+def longest_lists_share(document_frequency: np.ndarray, fraction: float) -> float:
+    """Share of all postings in the ``fraction`` longest posting lists (at least one list)."""
+    lengths = np.sort(np.asarray(document_frequency)[np.asarray(document_frequency) > 0])[::-1]
+    if not len(lengths):
+        return 0.0
+    top = max(1, int(np.ceil(fraction * len(lengths))))
+    return float(lengths[:top].sum() / lengths.sum())
+
+
+def _by_weight(vector) -> np.ndarray:
+    return vector.indices[np.argsort(-vector.data, kind="stable")]
+
+
+def top_terms_own_share(vectors, own_terms, top: int) -> float:
+    """Mean over (non-empty) query vectors of the share of their ``top`` heaviest terms that are their own tokens."""
+    shares = [
+        float(np.isin(_by_weight(vector)[:top], terms).mean())
+        for vector, terms in zip(vectors, own_terms)
+        if vector.nnz
+    ]
+    return float(np.mean(shares)) if shares else 0.0
+
+
+def first_own_rank_median(vectors, own_terms) -> float | None:
+    """Median over queries of the rank (1 = heaviest) of the first own token among a query's terms; a query
+    none of whose tokens carries weight is left out (None when no query has one)."""
+    ranks = []
+    for vector, terms in zip(vectors, own_terms):
+        hits = np.flatnonzero(np.isin(_by_weight(vector), terms))
+        if len(hits):
+            ranks.append(int(hits[0]) + 1)
+    return float(np.median(ranks)) if ranks else None
 
 
 def heaviest_term_is_own(vectors, own_terms) -> float:
@@ -79,8 +118,19 @@ def report_markdown(report: dict, sparse_mrr: float | None, teacher: str, teache
             f"{report['top10_agreement_with_brute_force']:.3f}",
         ),
         (
+            "postings held by the 1% longest lists (co-activation)",
+            f"{report['postings_share_of_longest_1pct_lists']:.1%}",
+        ),
+        (
             "query's heaviest term is one of its own tokens (share of queries)",
             f"{report['heaviest_term_is_own_token']:.2f}",
+        ),
+        ("query's 10 heaviest terms that are its own tokens (mean share)", f"{report['top10_terms_own_share']:.2f}"),
+        (
+            "rank of a query's first own token (median)",
+            "none carries weight"
+            if report["first_own_token_rank_median"] is None
+            else f"{report['first_own_token_rank_median']:.0f}",
         ),
     ]
     if sparse_mrr is not None and teacher_mrr:

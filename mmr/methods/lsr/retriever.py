@@ -18,8 +18,9 @@ import scipy.sparse as sp
 from mmr.corpus.format import Corpus
 from mmr.index import IndexMismatchError, IndexParams
 from mmr.methods.lsr.index import CENTROID_FRACTION, SUMMARY_ENERGY, SparseIndex
-from mmr.methods.lsr.model import CONFIG_FILE, DOCUMENT_TERMS, LSRModel, prune_row, prune_rows, top_terms
+from mmr.methods.lsr.model import CONFIG_FILE, DOCUMENT_TERMS, LSRModel, prune_row, prune_rows
 from mmr.methods.lsr.teacher import teacher_tag
+from mmr.methods.lsr.words import readable_terms
 from mmr.retrievers.base import Resources, Retriever
 from mmr.retrievers.trained import IMAGE_ENCODER, model_fingerprint
 from mmr.types import Hit, Query
@@ -32,10 +33,11 @@ QUERY_CACHE_SIZE = 64  # explain() is called once per shown hit: encode each que
 class LSRRetriever(Retriever):
     name = NAME
 
-    def __init__(self, resources: Resources, model: LSRModel, index: SparseIndex):
+    def __init__(self, resources: Resources, model: LSRModel, index: SparseIndex, texts: dict[str, str] | None = None):
         self.resources = resources
         self.model = model
         self.index = index
+        self.texts = texts or {}  # document texts, to show a text document's words whole (explain)
         self._queries: OrderedDict[str, sp.csr_matrix] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -95,13 +97,13 @@ class LSRRetriever(Retriever):
         model = LSRModel.load(cls.model_folder(resources), resources)
         index = SparseIndex(cls.encode_corpus(model, corpus, resources), [d.id for d in corpus.documents], params)
         index.save(folder)
-        return cls(resources, model, index)
+        return cls(resources, model, index, _texts(corpus))
 
     @classmethod
     def load(cls, corpus: Corpus, resources: Resources, folder: Path) -> LSRRetriever:
         hint = f"rebuild it with `python -m mmr train {cls.name}`"
         index = SparseIndex.load(folder, cls.params_for(corpus, resources), hint)
-        return cls(resources, LSRModel.load(cls.model_folder(resources), resources), index)
+        return cls(resources, LSRModel.load(cls.model_folder(resources), resources), index, _texts(corpus))
 
     def encode_query(self, query: Query) -> sp.csr_matrix:
         key = query.key if query.image is None or query.image_sha else None
@@ -141,31 +143,68 @@ class LSRRetriever(Retriever):
     def explain(self, query: Query, doc_id: str) -> dict | None:
         if doc_id not in self.index:
             return None
-        return explain_match(self.encode_query(query), self.index.vector(doc_id), self.model.vocabulary)
+        return explain_match(
+            self.encode_query(query),
+            self.index.vector(doc_id),
+            self.model.vocabulary,
+            query_text=query.text,
+            document_text=self.texts.get(doc_id),
+        )
 
 
-def explain_match(query: sp.csr_matrix, document: sp.csr_matrix, vocabulary, limit: int = EXPLAIN_TERMS) -> dict:
-    """The heaviest terms of each side and the shared terms, by their share of the score q.d."""
+def explain_match(
+    query: sp.csr_matrix,
+    document: sp.csr_matrix,
+    vocabulary,
+    limit: int = EXPLAIN_TERMS,
+    query_text: str | None = None,
+    document_text: str | None = None,
+) -> dict:
+    """The shared words by their share of the score q.d, and each side's heaviest words (mmr.methods.lsr.words:
+    pieces of a word of the text joined, punctuation and stop words summed into a remainder)."""
     query, document = sp.csr_matrix(query), sp.csr_matrix(document)
     shared_ids, q_at, d_at = np.intersect1d(query.indices, document.indices, return_indices=True)
     contributions = query.data[q_at] * document.data[d_at]
-    order = np.argsort(-contributions, kind="stable")
-    names = vocabulary.terms(shared_ids[order]) if len(order) else []
-    shared = [
-        {
-            "term": name,
-            "query_weight": float(query.data[q_at[i]]),
-            "document_weight": float(document.data[d_at[i]]),
-            "contribution": float(contributions[i]),
-        }
-        for name, i in zip(names, order, strict=True)
-    ]
+    by_term = {
+        int(term): (float(query.data[q]), float(document.data[d]), float(c))
+        for term, q, d, c in zip(shared_ids, q_at, d_at, contributions, strict=True)
+    }
+    groups, rest = _words(vocabulary, {t: v[2] for t, v in by_term.items()}, query_text)
+    shared = sorted(
+        (
+            {
+                "term": word,
+                "query_weight": sum(by_term[t][0] for t in ids),
+                "document_weight": sum(by_term[t][1] for t in ids),
+                "contribution": sum(by_term[t][2] for t in ids),
+            }
+            for word, ids in groups
+        ),
+        key=lambda t: -t["contribution"],
+    )
     return {
         "method": NAME,
         "score": float(contributions.sum()),
-        "query_terms": [{"term": t, "weight": w} for t, w in top_terms(query, vocabulary, limit)],
-        "document_terms": [{"term": t, "weight": w} for t, w in top_terms(document, vocabulary, limit)],
+        "query_terms": _top_words(query, vocabulary, query_text, limit),
+        "document_terms": _top_words(document, vocabulary, document_text, limit),
         "shared_terms": shared[:limit],
+        "other_shared": {"terms": len(rest), "contribution": float(sum(by_term[t][2] for t in rest))},
         "query_nonzeros": int(query.nnz),
         "document_nonzeros": int(document.nnz),
     }
+
+
+def _words(vocabulary, values: dict[int, float], text: str | None):
+    names = dict(zip(values, vocabulary.terms(list(values)), strict=True)) if values else {}
+    return readable_terms(values, text, vocabulary.tokenizer, names.__getitem__)
+
+
+def _top_words(row: sp.csr_matrix, vocabulary, text: str | None, limit: int) -> list[dict]:
+    values = {int(t): float(w) for t, w in zip(row.indices, row.data, strict=True)}
+    groups, _ = _words(vocabulary, values, text)
+    weighted = sorted(((word, sum(values[t] for t in ids)) for word, ids in groups), key=lambda p: -p[1])
+    return [{"term": word, "weight": weight} for word, weight in weighted[:limit]]
+
+
+def _texts(corpus: Corpus) -> dict[str, str]:
+    return {d.id: d.text for d in corpus.documents if d.text}

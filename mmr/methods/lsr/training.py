@@ -30,6 +30,7 @@ from mmr.methods.lsr.head import (
     regulariser_weight,
 )
 from mmr.methods.lsr.model import LSRConfig, LSRModel
+from mmr.methods.lsr.projector import own_word_first, pretrain_projector, projection_targets
 from mmr.methods.lsr.teacher import TEACHER_CHOICES, choose_teacher, load_teacher, teacher_tag
 from mmr.progress import ProgressBar
 from mmr.retrievers.base import Resources
@@ -122,6 +123,10 @@ class LSRTraining:
     # head whichever dense model is retrained later. Until CIEA was served in a state of its own
     # training, it was the teacher (.220). `--set teacher=best` asks for the other rule.
     teacher: str = "dense-inbatch"
+    # Epochs of teaching the projector to name a text's own words before distilling (projector.py); 0 starts
+    # distillation from the tied word embeddings, as every model before it did.
+    projector_epochs: int = 0
+    projector_learning_rate: float = 1e-3
 
     def __post_init__(self) -> None:
         # Checked here, so that a mistyped `mmr train lsr --set` fails at once, not after the teacher's encoding.
@@ -251,6 +256,28 @@ def word_embeddings(path) -> torch.Tensor:
     return AutoModel.from_pretrained(str(path)).get_input_embeddings().weight.detach().clone()
 
 
+def teach_projector(
+    head: SparseHead, tables: TeacherTables, vocabulary: Vocabulary, probe: DevProbe, hp: LSRTraining, rng
+) -> dict:
+    """projector.py's pretraining, with what it did to the first dev setting's queries."""
+    started = time.time()
+    before = own_word_first(head, probe.queries, probe.query_terms)
+    vectors, targets = projection_targets(tables, vocabulary)
+    losses = pretrain_projector(
+        head, vectors, targets, vocabulary, hp.projector_epochs, hp.batch_size, hp.projector_learning_rate, rng
+    )
+    entry = {
+        "stage": "projector",
+        "texts_and_images": len(targets),
+        "loss": losses,
+        f"dev_{probe.name}_heaviest_term_own_before": round(before, 3),
+        f"dev_{probe.name}_heaviest_term_own_after": round(own_word_first(head, probe.queries, probe.query_terms), 3),
+        "seconds": round(time.time() - started, 1),
+    }
+    log.info("lsr %s", entry)
+    return entry
+
+
 def fit(
     head: SparseHead,
     tables: TeacherTables,
@@ -315,7 +342,10 @@ def train(
     probes = dev_probes(settings, resources, teacher, vocabulary)
     embeddings = word_embeddings(packaged_minilm_path())
     head = SparseHead(teacher.dim, embeddings, vocabulary.usable)
+    projector = teach_projector(head, tables, vocabulary, probes[0], hp, rng) if hp.projector_epochs else None
     best, history = fit(head, tables, vocabulary, probes, hp, rng)
+    if projector:
+        history.insert(1, projector)
     best.restore(head)
     epoch_tag, mode = best.tag.split("|")
     cuts = (*hp.query_cuts, vocabulary.size)

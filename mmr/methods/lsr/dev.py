@@ -69,10 +69,10 @@ class DevProbe:
         """(queries, documents) as the retriever would search and index them in this text mode."""
         was_training = head.training
         head.eval()
+        queries = head.queries(self.queries, self.vocabulary.mask(self.query_terms), expand)
         if expand:
-            queries, documents = head(self.queries), head(self.documents)
+            documents = head(self.documents)
         else:
-            queries = head(self.queries, self.vocabulary.mask(self.query_terms))
             documents = head(self.documents, document_mask(self.document_terms, self.vocabulary))
         head.train(was_training)
         return queries, keep_heaviest(documents, DOCUMENT_TERMS)  # as the retriever indexes them

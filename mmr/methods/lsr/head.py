@@ -70,7 +70,13 @@ def document_mask(terms: Sequence[np.ndarray | None], vocabulary: Vocabulary) ->
 class SparseHead(nn.Module):
     """Dense vector -> non-negative weight per vocabulary term (most of them exactly zero)."""
 
-    def __init__(self, in_dim: int, word_embeddings: torch.Tensor, usable: torch.Tensor | None = None):
+    def __init__(
+        self,
+        in_dim: int,
+        word_embeddings: torch.Tensor,
+        usable: torch.Tensor | None = None,
+        lexical_queries: bool = False,
+    ):
         super().__init__()
         vocab_size, hidden = word_embeddings.shape
         self.project = nn.Linear(in_dim, hidden)
@@ -81,6 +87,11 @@ class SparseHead(nn.Module):
             self.decoder.bias.zero_()
         usable = torch.ones(vocab_size, dtype=torch.bool) if usable is None else usable
         self.register_buffer("usable", usable.clone(), persistent=False)
+        # The inference-free query side (``lexical_queries``): a query is its own terms, each with a learned
+        # weight, so searching runs no encoder at all; documents still go through the head. A query pays
+        # for the teacher's encoder otherwise, and can never be cheaper than the teacher it imitates.
+        # Starting at 1 (weight log1p(1)) every term can still move; one driven below 0 leaves queries.
+        self.query_weights = nn.Parameter(torch.ones(vocab_size)) if lexical_queries else None
 
     def forward(self, dense: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor:
         """``allowed`` (n, vocab) bool restricts row i to those terms (no expansion); None expands."""
@@ -89,6 +100,17 @@ class SparseHead(nn.Module):
         if allowed is not None:
             weights = weights * allowed
         return weights
+
+    def queries(self, dense: torch.Tensor, own: torch.Tensor, expand: bool) -> torch.Tensor:
+        """Query rows: each query's own terms (``own``, (n, vocab) bool) at their learned weights on the
+        lexical side; else the head over the teacher's vectors, kept to the own terms unless ``expand``."""
+        if self.query_weights is not None:
+            return self.term_weights() * own
+        return self(dense, None if expand else own)
+
+    def term_weights(self) -> torch.Tensor:
+        """The lexical query side's weight of every term (zero for unusable ones)."""
+        return torch.log1p(torch.relu(self.query_weights)) * self.usable
 
 
 def expansion_off_probability(step: int, total_steps: int, anneal_fraction: float = 0.95, floor: float = 0.0) -> float:

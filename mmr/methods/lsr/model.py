@@ -21,12 +21,16 @@ from mmr.retrievers.base import Resources
 from mmr.retrievers.trained import DualEncoderModel
 
 HEAD_FILE, CONFIG_FILE, VOCABULARY_DIR = "head.safetensors", "config.json", "vocabulary"
-# An indexed document keeps at most its DOCUMENT_TERMS heaviest terms. A trained head puts far fewer on a
-# document (docs/findings.md: 915 per image and 774 per gloss on average), but a barely trained one spreads
+# An indexed document keeps at most its DOCUMENT_TERMS heaviest terms. A trained head puts fewer on a
+# document (about a thousand, docs/findings.md), but a barely trained one spreads
 # weight over a third of the vocabulary (8,456 terms per document after the tiny test store's few steps),
 # and Seismic's build time and memory grow with every term: 83 s for 210 such documents. Dev scoring caps
 # documents the same way (dev.py), so a checkpoint is chosen as it will be served.
 DOCUMENT_TERMS = 2048
+# Where a text query's vector comes from (LSRConfig.query_encoder): the head over the teacher's vector, as the
+# paper does, or the query's own terms at learned weights, with no encoder run (SparseHead.queries).
+TEACHER_QUERIES, LEXICAL_QUERIES = "teacher", "lexical"
+QUERY_ENCODERS = (TEACHER_QUERIES, LEXICAL_QUERIES)
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class LSRConfig:
     expand_texts: bool = True  # at serving time; chosen on dev at the end of training
     max_length: int = 256
     query_terms: int | None = None  # a search query keeps only its heaviest terms; chosen on dev (None: all)
+    query_encoder: str = TEACHER_QUERIES  # one of QUERY_ENCODERS
 
 
 class LSRModel:
@@ -49,6 +54,7 @@ class LSRModel:
         self.head = head.eval()
         self.vocabulary = vocabulary
         self.teacher = teacher
+        self._term_weights = None if head.query_weights is None else head.term_weights().detach().numpy()
 
     @property
     def needs_grid(self) -> bool:
@@ -74,6 +80,21 @@ class LSRModel:
         own = None if expand else self.vocabulary.own_terms(texts)
         return self.sparsify(self.teacher.encode_texts(list(texts)), own)
 
+    def encode_queries(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """Text queries as searched: through the teacher and the head, or (lexical) their own terms alone."""
+        if self._term_weights is None:
+            return self.encode_texts(texts)
+        rows = []
+        for terms in self.vocabulary.own_terms(list(texts)):
+            weights = self._term_weights[terms]
+            kept = weights > 0  # a term whose weight training drove to zero leaves the query
+            rows.append(
+                sp.csr_matrix((weights[kept], terms[kept], [0, int(kept.sum())]), shape=(1, self.config.vocab_size))
+            )
+        if not rows:
+            return sp.csr_matrix((0, self.config.vocab_size), dtype=np.float32)
+        return sp.vstack(rows, format="csr", dtype=np.float32)
+
     def encode_images(self, features: ImageFeatures) -> sp.csr_matrix:
         return self.sparsify(self.teacher.encode_images(features))  # images always expand
 
@@ -94,7 +115,8 @@ class LSRModel:
         config = LSRConfig(**json.loads((folder / CONFIG_FILE).read_text()))
         vocabulary = Vocabulary.from_path(folder / VOCABULARY_DIR)
         state = load_file(str(folder / HEAD_FILE))
-        head = SparseHead(config.in_dim, state["decoder.weight"], vocabulary.usable)
+        lexical = config.query_encoder == LEXICAL_QUERIES
+        head = SparseHead(config.in_dim, state["decoder.weight"], vocabulary.usable, lexical_queries=lexical)
         head.load_state_dict(state)
         return cls(config, head, vocabulary, teacher or load_teacher(config.teacher, resources))
 

@@ -113,7 +113,7 @@ class LSRRetriever(Retriever):
                 return self._queries[key]
         parts = []
         if query.text:
-            parts.append(self.model.encode_texts([query.text]))
+            parts.append(self.model.encode_queries([query.text]))
         if query.image is not None:
             encoder = self.resources.encoder(IMAGE_ENCODER)
             parts.append(self.model.encode_images(encoder.features([query.image], keep_grid=self.model.needs_grid)))
@@ -129,7 +129,7 @@ class LSRRetriever(Retriever):
 
     def encode_text_queries(self, texts: list[str]) -> list[sp.csr_matrix]:
         """Text queries encoded in one batch (the benchmark): pruned exactly as ``encode_query`` prunes."""
-        matrix = self.model.encode_texts(texts)
+        matrix = self.model.encode_queries(texts)
         return [prune_row(matrix[row], self.model.config.query_terms) for row in range(matrix.shape[0])]
 
     def search(self, query: Query, k: int = 10) -> list[Hit]:

@@ -29,7 +29,7 @@ from mmr.methods.lsr.head import (
     expansion_off_probability,
     regulariser_weight,
 )
-from mmr.methods.lsr.model import LSRConfig, LSRModel
+from mmr.methods.lsr.model import LEXICAL_QUERIES, QUERY_ENCODERS, LSRConfig, LSRModel
 from mmr.methods.lsr.projector import own_word_first, pretrain_projector, projection_targets
 from mmr.methods.lsr.teacher import TEACHER_CHOICES, choose_teacher, load_teacher, teacher_tag
 from mmr.progress import ProgressBar
@@ -127,6 +127,10 @@ class LSRTraining:
     # distillation from the tied word embeddings, as every model before it did.
     projector_epochs: int = 0
     projector_learning_rate: float = 1e-3
+    # Text queries through the teacher and the head (the paper), or "lexical": a query is its own terms at
+    # weights learned in the same distillation, and searching runs no encoder (SparseHead.queries).
+    query_encoder: str = "teacher"
+    query_weights_learning_rate: float = 1e-2
 
     def __post_init__(self) -> None:
         # Checked here, so that a mistyped `mmr train lsr --set` fails at once, not after the teacher's encoding.
@@ -138,6 +142,8 @@ class LSRTraining:
             raise ValueError(f"expansion_floor {self.expansion_floor} is not a probability")
         if min(self.epochs, self.batch_size) < 1 or min(self.penalty_query, self.penalty_document) < 0:
             raise ValueError("epochs and batch_size must be at least 1, penalty weights not negative")
+        if self.query_encoder not in QUERY_ENCODERS:
+            raise ValueError(f"query_encoder {self.query_encoder!r} is not one of {list(QUERY_ENCODERS)}")
         if self.hard_negatives < 0:
             raise ValueError(f"hard_negatives {self.hard_negatives} is negative")
 
@@ -221,15 +227,17 @@ def train_epoch(
     penalty = SPARSITY_PENALTIES[hp.penalty]
     sums = {"distill": 0.0, "penalty": 0.0, "restricted": 0}
     batches = list(minibatches(len(tables.query_row), hp.batch_size, rng))
+    lexical = head.query_weights is not None
     for batch in ProgressBar(batches, desc=label, unit="batch", leave=False):
         q_rows, d_rows = tables.query_row[batch], tables.document_row[batch]
         if hp.hard_negatives:
             d_rows = np.concatenate([d_rows, tables.hard_negatives_for(batch, rng)])
         restrict = rng.random() < expansion_off_probability(step, total_steps, hp.anneal_fraction, hp.expansion_floor)
-        q_mask = vocabulary.mask([tables.query_terms[r] for r in q_rows]) if restrict else None
+        own = vocabulary.mask([tables.query_terms[r] for r in q_rows]) if restrict or lexical else None
         d_mask = document_mask([tables.document_terms[r] for r in d_rows], vocabulary) if restrict else None
         q_dense, d_dense = tables.queries[q_rows], tables.documents[d_rows]
-        q_sparse, d_sparse = head(q_dense, q_mask), head(d_dense, d_mask)
+        q_sparse = head.queries(q_dense, own, expand=not restrict)
+        d_sparse = head(d_dense, d_mask)
         distill = distillation_loss(q_sparse, d_sparse, q_dense, d_dense, hp.teacher_temperature)
         q_penalty, d_penalty = penalty(q_sparse), penalty(d_sparse)
         q_weight = regulariser_weight(step, warmup, hp.penalty_query)
@@ -278,6 +286,17 @@ def teach_projector(
     return entry
 
 
+def head_optimizer(head: SparseHead, hp: LSRTraining) -> torch.optim.Optimizer:
+    """AdamW over the head. The lexical query weights get a learning rate of their own and no decay: a term's
+    weight moves only in the batches whose queries hold it (a few percent of them), and decay would pull the
+    rest towards zero."""
+    lexical = [head.query_weights] if head.query_weights is not None else []
+    groups = [{"params": [p for p in head.parameters() if all(p is not q for q in lexical)]}]
+    if lexical:
+        groups.append({"params": lexical, "lr": hp.query_weights_learning_rate, "weight_decay": 0.0})
+    return torch.optim.AdamW(groups, lr=hp.learning_rate, weight_decay=hp.weight_decay)
+
+
 def fit(
     head: SparseHead,
     tables: TeacherTables,
@@ -286,7 +305,7 @@ def fit(
     hp: LSRTraining,
     rng: np.random.Generator,
 ) -> tuple[CheapestWithinTie, list[dict]]:
-    optimizer = torch.optim.AdamW(head.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay)
+    optimizer = head_optimizer(head, hp)
     steps_per_epoch = len(list(minibatches(len(tables.query_row), hp.batch_size, np.random.default_rng(0))))
     total, step = hp.epochs * steps_per_epoch, 0
     teacher = {f"dev_{probe.name}": round(probe.teacher_mrr, 4) for probe in probes}
@@ -341,7 +360,7 @@ def train(
         tables.mine_image_neighbours(hp.hard_negatives)
     probes = dev_probes(settings, resources, teacher, vocabulary)
     embeddings = word_embeddings(packaged_minilm_path())
-    head = SparseHead(teacher.dim, embeddings, vocabulary.usable)
+    head = SparseHead(teacher.dim, embeddings, vocabulary.usable, lexical_queries=hp.query_encoder == LEXICAL_QUERIES)
     projector = teach_projector(head, tables, vocabulary, probes[0], hp, rng) if hp.projector_epochs else None
     best, history = fit(head, tables, vocabulary, probes, hp, rng)
     if projector:
@@ -361,6 +380,7 @@ def train(
         embeddings.shape[0],
         expand_texts=mode == "expanded",
         query_terms=query_terms,
+        query_encoder=hp.query_encoder,
     )
     folder = settings.model_dir(NAME)
     if save:

@@ -3,7 +3,8 @@
 A ``data.noun`` line is ``offset lex_filenum ss_type w_cnt(hex) word lex_id ... p_cnt pointers | gloss``
 and a gloss is ``definition; "example"; "example"``. A document's text is the definition alone: the
 benchmark asks for a synset by its lemma, so putting the lemmas in the text would make the task a
-string match. Lines starting with two spaces are the licence header.
+string match. Lines starting with two spaces are the licence header. A synset also keeps its noun
+hypernym and hyponym pointers, so the sparse retriever's report can tell a related term from a stray one.
 """
 
 from __future__ import annotations
@@ -81,6 +82,9 @@ class Synset:
     lemmas: tuple[str, ...]  # underscores turned into spaces, original case
     definition: str
     examples: tuple[str, ...]
+    # Offsets of noun synsets one hypernym / hyponym pointer away (instance pointers included).
+    hypernyms: tuple[int, ...] = ()
+    hyponyms: tuple[int, ...] = ()
 
     @property
     def lexname(self) -> str:
@@ -101,6 +105,27 @@ def split_gloss(gloss: str) -> tuple[str, tuple[str, ...]]:
     return "; ".join(parts), examples
 
 
+HYPERNYM_POINTERS = {"@", "@i"}
+HYPONYM_POINTERS = {"~", "~i"}
+
+
+def parse_pointers(fields: list[str]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Noun hypernym and hyponym offsets from the ``p_cnt ptr...`` fields (``symbol offset pos source/target``).
+
+    A malformed pointer list yields none rather than dropping the synset: its gloss and lemmas are what
+    the corpus needs, the pointers only feed the lexical-grounding report.
+    """
+    try:
+        count = int(fields[0])
+        pointers = [fields[1 + 4 * i : 5 + 4 * i] for i in range(count)]
+        parsed = [(symbol, int(offset), pos) for symbol, offset, pos, _ in pointers]
+    except (IndexError, ValueError):
+        return (), ()
+    hypernyms = tuple(offset for symbol, offset, pos in parsed if symbol in HYPERNYM_POINTERS and pos == "n")
+    hyponyms = tuple(offset for symbol, offset, pos in parsed if symbol in HYPONYM_POINTERS and pos == "n")
+    return hypernyms, hyponyms
+
+
 def parse_data_line(line: str) -> Synset | None:
     """One synset from a ``data.*`` line, or None for header and malformed lines."""
     if not line or line.startswith("  "):
@@ -116,7 +141,8 @@ def parse_data_line(line: str) -> Synset | None:
         return None
     definition, examples = split_gloss(gloss.strip())
     lemmas = tuple(word.replace("_", " ") for word in words)
-    return Synset(offset, lex_filenum, lemmas, definition, examples)
+    hypernyms, hyponyms = parse_pointers(fields[4 + 2 * word_count :])
+    return Synset(offset, lex_filenum, lemmas, definition, examples, hypernyms, hyponyms)
 
 
 def find_noun_data(dict_dir: Path) -> Path:

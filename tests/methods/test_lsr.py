@@ -419,7 +419,7 @@ def test_model_roundtrip_and_stale_teacher_is_detected(vocabulary, tmp_path):
 
 def test_sparse_report_counts_terms_and_postings(vocabulary, tmp_path):
     retriever, corpus = _text_retriever(vocabulary, tmp_path, ("a red flower", "a big dog", "blue house", "red house"))
-    report = sparse_report(retriever, corpus, {"q1": "red house", "q2": "big dog"})
+    report = sparse_report(retriever, corpus, {"q1": "red house", "q2": "big dog"}, relatives={})
     # own tokens only (expand_texts=False): "red house" has 2 terms; "red" is in 2 documents, "house" in 2
     assert report["query_nonzeros_mean"] == pytest.approx(2.0)
     assert report["postings_per_query_mean"] == pytest.approx((4 + 2) / 2)  # big: 1 doc, dog: 1 doc

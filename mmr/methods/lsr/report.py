@@ -8,23 +8,39 @@
 - co-activation (the Dense2Sparse paper's first problem): the share of all postings held by the 1%
   longest posting lists; a few terms active in almost every vector make every query pay for them;
 - lexical grounding (its second, semantic deviation): how often a query's heaviest term is one of its
-  own tokens, the share of its 10 heaviest terms that are, and the rank of its first own token;
+  own tokens, the share of its 10 heaviest terms that are, and the rank of its first own token; and
+  the same two shares counting WordNet relatives of its words (synonyms, direct hypernyms and hyponyms)
+  as its own, since a term like "canine" for "dog" expands the query without leaving its meaning;
 - quality: MRR@10 of the sparse retriever as a share of its teacher's, from the evaluation runs.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 import numpy as np
 
 from mmr.corpus.format import Corpus
+from mmr.methods.lsr.relatives import load_noun_relatives, own_or_related_terms
+
+logger = logging.getLogger(__name__)
 
 TOP = 10
 
 
-def sparse_report(retriever, corpus: Corpus, queries: Mapping[str, str], k: int = TOP) -> dict:
-    """Sparsity, postings and agreement with brute force of an ``LSRRetriever`` over ``queries``."""
+def sparse_report(
+    retriever,
+    corpus: Corpus,
+    queries: Mapping[str, str],
+    k: int = TOP,
+    relatives: Mapping[str, frozenset[str]] | None = None,
+) -> dict:
+    """Sparsity, postings and agreement with brute force of an ``LSRRetriever`` over ``queries``.
+
+    ``relatives`` (word -> WordNet relatives, see ``relatives.noun_relatives``) defaults to the WordNet
+    data named by the retriever's settings; without it the own-or-related keys are None.
+    """
     index = retriever.index
     vectors = retriever.encode_text_queries(list(queries.values()))
     query_nonzeros = np.array([v.nnz for v in vectors])
@@ -36,6 +52,13 @@ def sparse_report(retriever, corpus: Corpus, queries: Mapping[str, str], k: int 
         if exact:
             agreement.append(len(approximate & exact) / len(exact))
     own_terms = retriever.model.vocabulary.own_terms(list(queries.values()))
+    if relatives is None:
+        relatives = _wordnet_relatives(retriever)
+    related_terms = (
+        None
+        if relatives is None
+        else own_or_related_terms(retriever.model.vocabulary, list(queries.values()), relatives)
+    )
     doc_nonzeros = np.diff(index.forward.indptr)
     modality = np.array([corpus[doc_id].modality for doc_id in index.ids])
     return {
@@ -54,8 +77,26 @@ def sparse_report(retriever, corpus: Corpus, queries: Mapping[str, str], k: int 
         "heaviest_term_is_own_token": heaviest_term_is_own(vectors, own_terms),
         "top10_terms_own_share": top_terms_own_share(vectors, own_terms, TOP),
         "first_own_token_rank_median": first_own_rank_median(vectors, own_terms),
+        "heaviest_term_is_own_or_related": None
+        if related_terms is None
+        else heaviest_term_is_own(vectors, related_terms),
+        "top10_terms_own_or_related_share": None
+        if related_terms is None
+        else top_terms_own_share(vectors, related_terms, TOP),
         "postings_share_of_longest_1pct_lists": longest_lists_share(index.document_frequency, 0.01),
     }
+
+
+def _wordnet_relatives(retriever) -> Mapping[str, frozenset[str]] | None:
+    settings = getattr(getattr(retriever, "resources", None), "settings", None)
+    if settings is None:
+        return None
+    try:
+        return load_noun_relatives(settings.sources.wordnet_dict)
+    except FileNotFoundError as error:
+        # The report is still worth reading without WordNet: only its own-or-related rows go blank.
+        logger.warning("no WordNet relatives for the sparse report: %s", error)
+        return None
 
 
 def longest_lists_share(document_frequency: np.ndarray, fraction: float) -> float:
@@ -72,7 +113,8 @@ def _by_weight(vector) -> np.ndarray:
 
 
 def top_terms_own_share(vectors, own_terms, top: int) -> float:
-    """Mean over (non-empty) query vectors of the share of their ``top`` heaviest terms that are their own tokens."""
+    """Mean over (non-empty) query vectors of the share of their ``top`` heaviest terms that are their own tokens
+    (or in whatever term set ``own_terms`` gives each query: its WordNet relatives too, for instance)."""
     shares = [
         float(np.isin(_by_weight(vector)[:top], terms).mean())
         for vector, terms in zip(vectors, own_terms)
@@ -93,7 +135,7 @@ def first_own_rank_median(vectors, own_terms) -> float | None:
 
 
 def heaviest_term_is_own(vectors, own_terms) -> float:
-    """Share of (non-empty) query vectors whose heaviest term is one of the query's own tokens."""
+    """Share of (non-empty) query vectors whose heaviest term is one of the query's own tokens (or in ``own_terms``)."""
     hits = [
         int(vector.indices[np.argmax(vector.data)]) in set(terms.tolist())
         for vector, terms in zip(vectors, own_terms)
@@ -132,6 +174,14 @@ def report_markdown(report: dict, sparse_mrr: float | None, teacher: str, teache
             if report["first_own_token_rank_median"] is None
             else f"{report['first_own_token_rank_median']:.0f}",
         ),
+        (
+            "query's heaviest term is its own token or a WordNet relative of its words (share of queries)",
+            _share(report.get("heaviest_term_is_own_or_related")),
+        ),
+        (
+            "query's 10 heaviest terms that are its own tokens or WordNet relatives (mean share)",
+            _share(report.get("top10_terms_own_or_related_share")),
+        ),
     ]
     if sparse_mrr is not None and teacher_mrr:
         rows.append(
@@ -142,3 +192,7 @@ def report_markdown(report: dict, sparse_mrr: float | None, teacher: str, teache
         )
     lines = ["| sparse retriever (lsr) | value |", "|---|---|"] + [f"| {name} | {value} |" for name, value in rows]
     return "\n".join(lines)
+
+
+def _share(value: float | None) -> str:
+    return "no WordNet data" if value is None else f"{value:.2f}"

@@ -1,6 +1,6 @@
 """Screenshot the sparse retriever's word view for a few everyday queries, as a person sees it in the app.
 
-    .venv/bin/python scripts/lsr_word_view.py --out assets/lsr-word-view.png
+    PYTHONPATH=. .venv/bin/python scripts/lsr_word_view.py --out assets/lsr-word-view.png
 
 Starts the app (no background training) on a free port, searches each query with `lsr` on the stamps,
 opens "details" of the top hit, and stacks the detail panels into one PNG. Needs Debian's chromium and

@@ -237,13 +237,28 @@ class UniVLEncoder:
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         return self._text_vectors(texts).float().cpu().numpy()
 
+    def verbalisations(self, features: ImageFeatures) -> list[str]:
+        """The words each image is verbalised as (its top ImageNet class names); empty if it is not."""
+        if not self.model.config.verbalise:
+            return []
+        return self.words(features.logits, self.model.config.verbal_top)
+
     @torch.inference_mode()
-    def encode_images(self, features: ImageFeatures) -> np.ndarray:
+    def encode_images(
+        self, features: ImageFeatures, encode_words: Callable[[list[str]], np.ndarray] | None = None
+    ) -> np.ndarray:
+        """Image vectors; ``encode_words`` (texts -> unit vectors) may stand in for the text tower on the
+        verbalisation, as the sparse retriever's query student does."""
         if len(features.pooled) == 0:
             return np.zeros((0, self.dim), np.float32)
         verbal = None
         if self.model.config.verbalise:
-            verbal = self._text_vectors(self.words(features.logits, self.model.config.verbal_top))
+            words = self.verbalisations(features)
+            verbal = (
+                self._text_vectors(words)
+                if encode_words is None
+                else torch.as_tensor(encode_words(words), device=self.device)
+            )
         borrowed = None
         if self.model.config.borrowed_neighbours:
             borrowed = torch.as_tensor(self.captioner.embed(features.pooled), device=self.device)

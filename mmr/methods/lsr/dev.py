@@ -58,18 +58,22 @@ class DevProbe:
         self.documents = torch.from_numpy(np.concatenate([np.asarray(p, np.float32) for p in parts]))
         self.document_terms = [None] * len(images) + vocabulary.own_terms(texts)
         self.qids = list(benchmark.queries)
-        query_texts = [benchmark.queries[q] for q in self.qids]
+        self.query_texts = [benchmark.queries[q] for q in self.qids]
         self.qrels = benchmark.qrels
-        self.queries = torch.from_numpy(np.asarray(teacher.encode_texts(query_texts), np.float32))
-        self.query_terms = vocabulary.own_terms(query_texts)
+        self.queries = torch.from_numpy(np.asarray(teacher.encode_texts(self.query_texts), np.float32))
+        self.query_terms = vocabulary.own_terms(self.query_texts)
         self.teacher_mrr = mrr_at_10(self.documents.numpy(), self.doc_ids, self.queries.numpy(), self.qids, self.qrels)
 
     @torch.inference_mode()
-    def encode(self, head: SparseHead, expand: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """(queries, documents) as the retriever would search and index them in this text mode."""
+    def encode(
+        self, head: SparseHead, expand: bool, dense_queries: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(queries, documents) as the retriever would search and index them in this text mode; the queries'
+        dense vectors are the teacher's unless given (a query student's)."""
         was_training = head.training
         head.eval()
-        queries = head.queries(self.queries, self.vocabulary.mask(self.query_terms), expand)
+        dense = self.queries if dense_queries is None else dense_queries
+        queries = head.queries(dense, self.vocabulary.mask(self.query_terms), expand)
         if expand:
             documents = head(self.documents)
         else:
@@ -92,10 +96,12 @@ class DevProbe:
         results[f"{self.name}_dense_multiply_adds"] = int(self.documents.numel())
         return results
 
-    def query_cut_scores(self, head: SparseHead, expand: bool, cuts: Sequence[int]) -> dict[int, float]:
+    def query_cut_scores(
+        self, head: SparseHead, expand: bool, cuts: Sequence[int], dense_queries: torch.Tensor | None = None
+    ) -> dict[int, float]:
         """Dev MRR@10 with each query pruned to its ``cut`` heaviest terms (documents untouched), by the
         same pruning (``prune_row``) the retriever applies at search time."""
-        queries, documents = self.encode(head, expand)
+        queries, documents = self.encode(head, expand, dense_queries)
         rows, documents = _csr(queries), _csr(documents)
         return {cut: self.mrr(prune_rows(rows, cut), documents) for cut in cuts}
 

@@ -17,6 +17,7 @@ import torch
 
 from mmr.encoders.efficientnet import ImageFeatures
 from mmr.methods.lsr.head import SparseHead, Vocabulary
+from mmr.methods.lsr.student import STUDENT_DIR, QueryStudent
 from mmr.retrievers.base import Resources
 from mmr.retrievers.trained import DualEncoderModel
 
@@ -44,16 +45,29 @@ class LSRConfig:
     max_length: int = 256
     query_terms: int | None = None  # a search query keeps only its heaviest terms; chosen on dev (None: all)
     query_encoder: str = TEACHER_QUERIES  # one of QUERY_ENCODERS
+    # Teacher queries only: > 0 when queries (and an image query's verbalisation) go through a query student
+    # of that many layers (student.py) instead of the teacher's text tower.
+    query_student_layers: int = 0
 
 
 class LSRModel:
     """Encodes texts and images into sparse (n, vocab) CSR rows of non-negative term weights."""
 
-    def __init__(self, config: LSRConfig, head: SparseHead, vocabulary: Vocabulary, teacher: DualEncoderModel):
+    def __init__(
+        self,
+        config: LSRConfig,
+        head: SparseHead,
+        vocabulary: Vocabulary,
+        teacher: DualEncoderModel,
+        student: QueryStudent | None = None,
+    ):
+        if bool(config.query_student_layers) != (student is not None):
+            raise ValueError(f"config asks for a {config.query_student_layers}-layer query student, given {student}")
         self.config = config
         self.head = head.eval()
         self.vocabulary = vocabulary
         self.teacher = teacher
+        self.student = student
         self._term_weights = None if head.query_weights is None else head.term_weights().detach().numpy()
 
     @property
@@ -81,7 +95,10 @@ class LSRModel:
         return self.sparsify(self.teacher.encode_texts(list(texts)), own)
 
     def encode_queries(self, texts: Sequence[str]) -> sp.csr_matrix:
-        """Text queries as searched: through the teacher and the head, or (lexical) their own terms alone."""
+        """Text queries as searched: through the teacher (or its query student) and the head, or (lexical)
+        their own terms alone."""
+        if self.student is not None:
+            return self.sparsify(self.student.encode(list(texts)))
         if self._term_weights is None:
             return self.encode_texts(texts)
         rows = []
@@ -98,6 +115,12 @@ class LSRModel:
     def encode_images(self, features: ImageFeatures) -> sp.csr_matrix:
         return self.sparsify(self.teacher.encode_images(features))  # images always expand
 
+    def encode_image_queries(self, features: ImageFeatures) -> sp.csr_matrix:
+        """Image queries as searched: the query student, where there is one, encodes the verbalisation."""
+        if self.student is None or not hasattr(self.teacher, "verbalisations"):
+            return self.encode_images(features)
+        return self.sparsify(self.teacher.encode_images(features, encode_words=self.student.encode))
+
     def save(self, folder: Path) -> None:
         from safetensors.torch import save_file
 
@@ -105,6 +128,8 @@ class LSRModel:
         save_file({k: v.contiguous() for k, v in self.head.state_dict().items()}, str(folder / HEAD_FILE))
         (folder / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
         self.vocabulary.tokenizer.save_pretrained(str(folder / VOCABULARY_DIR))
+        if self.student is not None:
+            self.student.save(folder / STUDENT_DIR)
 
     @classmethod
     def load(cls, folder: Path, resources: Resources, teacher: DualEncoderModel | None = None) -> LSRModel:
@@ -118,7 +143,8 @@ class LSRModel:
         lexical = config.query_encoder == LEXICAL_QUERIES
         head = SparseHead(config.in_dim, state["decoder.weight"], vocabulary.usable, lexical_queries=lexical)
         head.load_state_dict(state)
-        return cls(config, head, vocabulary, teacher or load_teacher(config.teacher, resources))
+        student = QueryStudent.load(folder / STUDENT_DIR) if config.query_student_layers else None
+        return cls(config, head, vocabulary, teacher or load_teacher(config.teacher, resources), student)
 
 
 def prune_row(row: sp.csr_matrix, keep: int | None) -> sp.csr_matrix:

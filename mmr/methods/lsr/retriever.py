@@ -116,7 +116,8 @@ class LSRRetriever(Retriever):
             parts.append(self.model.encode_queries([query.text]))
         if query.image is not None:
             encoder = self.resources.encoder(IMAGE_ENCODER)
-            parts.append(self.model.encode_images(encoder.features([query.image], keep_grid=self.model.needs_grid)))
+            features = encoder.features([query.image], keep_grid=self.model.needs_grid)
+            parts.append(self.model.encode_image_queries(features))
         if not parts:
             raise ValueError("a query needs text or an image")
         vector = prune_row(sp.csr_matrix(sum(parts[1:], parts[0]), dtype=np.float32), self.model.config.query_terms)

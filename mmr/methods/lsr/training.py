@@ -31,6 +31,7 @@ from mmr.methods.lsr.head import (
 )
 from mmr.methods.lsr.model import LEXICAL_QUERIES, QUERY_ENCODERS, LSRConfig, LSRModel
 from mmr.methods.lsr.projector import own_word_first, pretrain_projector, projection_targets
+from mmr.methods.lsr.student import QueryStudent, teach_student
 from mmr.methods.lsr.teacher import TEACHER_CHOICES, choose_teacher, load_teacher, teacher_tag
 from mmr.progress import ProgressBar
 from mmr.retrievers.base import Resources
@@ -131,6 +132,12 @@ class LSRTraining:
     # weights learned in the same distillation, and searching runs no encoder (SparseHead.queries).
     query_encoder: str = "teacher"
     query_weights_learning_rate: float = 1e-2
+    # Teacher queries through a query student of this many MiniLM layers (student.py), taught after the head
+    # by cosine to the teacher's vectors of every training text and image verbalisation; 0: the teacher itself.
+    query_student_layers: int = 0
+    student_epochs: int = 4
+    student_batch_size: int = 128
+    student_learning_rate: float = 2e-4
 
     def __post_init__(self) -> None:
         # Checked here, so that a mistyped `mmr train lsr --set` fails at once, not after the teacher's encoding.
@@ -146,6 +153,8 @@ class LSRTraining:
             raise ValueError(f"query_encoder {self.query_encoder!r} is not one of {list(QUERY_ENCODERS)}")
         if self.hard_negatives < 0:
             raise ValueError(f"hard_negatives {self.hard_negatives} is negative")
+        if self.query_student_layers and self.query_encoder != "teacher":
+            raise ValueError("a query student stands in for the teacher's queries: it needs query_encoder=teacher")
 
 
 @dataclass
@@ -159,6 +168,7 @@ class TeacherTables:
     query_row: np.ndarray  # per example
     document_row: np.ndarray  # per example
     images: int = 0  # documents[:images] are the images
+    query_texts: list[str] | None = None  # the text of each row of ``queries``
     hard_rows: np.ndarray | None = None  # per example: candidate hard-negative document rows, -1 where none
 
     def mine_image_neighbours(self, k: int, chunk: int = 2048) -> None:
@@ -197,6 +207,7 @@ def teacher_tables(
         query_row=np.asarray([text_of[e.query] for e in data.examples]),
         document_row=np.asarray([doc_of[e.positive_id] for e in data.examples]),
         images=len(data.image_ids),
+        query_texts=texts,
     )
 
 
@@ -286,6 +297,49 @@ def teach_projector(
     return entry
 
 
+def teach_query_student(
+    teacher: DualEncoderModel,
+    tables: TeacherTables,
+    data: TrainingData,
+    resources: Resources,
+    probes: list[DevProbe],
+    head: SparseHead,
+    expand: bool,
+    hp: LSRTraining,
+    rng: np.random.Generator,
+) -> tuple[QueryStudent, dict]:
+    """student.py's query encoder, taught on every training text (queries, glosses) and, where the teacher
+    verbalises images, every training image's words; with what it keeps of the teacher's dev scores."""
+    from mmr.encoders.hf_text import packaged_minilm_path
+
+    started = time.time()
+    texts = [*tables.query_texts, *(data.documents[doc_id].text for doc_id in data.text_ids)]
+    targets = [tables.queries.numpy(), tables.documents[tables.images :].numpy()]
+    if hasattr(teacher, "verbalisations"):
+        words = teacher.verbalisations(data.image_features(resources, keep_grid=teacher.needs_grid))
+        texts += words
+        targets.append(np.asarray(teacher.encode_texts(words), np.float32))
+    student = QueryStudent.from_base(packaged_minilm_path(), hp.query_student_layers, teacher.dim)
+    losses = teach_student(
+        student,
+        texts,
+        np.concatenate(targets),
+        hp.student_epochs,
+        hp.student_batch_size,
+        hp.student_learning_rate,
+        rng,
+    )
+    entry = {"stage": "query student", "layers": hp.query_student_layers, "texts": len(texts), "loss": losses}
+    for probe in probes:
+        vectors = torch.from_numpy(student.encode(probe.query_texts))
+        entry[f"dev_{probe.name}_cosine_to_teacher"] = round(float((vectors * probe.queries).sum(1).mean()), 4)
+        entry[f"dev_{probe.name}_teacher_queries"] = round(probe.mrr(*probe.encode(head, expand)), 4)
+        entry[f"dev_{probe.name}_student_queries"] = round(probe.mrr(*probe.encode(head, expand, vectors)), 4)
+    entry["seconds"] = round(time.time() - started, 1)
+    log.info("lsr %s", entry)
+    return student, entry
+
+
 def head_optimizer(head: SparseHead, hp: LSRTraining) -> torch.optim.Optimizer:
     """AdamW over the head. The lexical query weights get a learning rate of their own and no decay: a term's
     weight moves only in the batches whose queries hold it (a few percent of them), and decay would pull the
@@ -367,8 +421,21 @@ def train(
         history.insert(1, projector)
     best.restore(head)
     epoch_tag, mode = best.tag.split("|")
+    student = None
+    if hp.query_student_layers:
+        expand = mode == "expanded"
+        student, entry = teach_query_student(teacher, tables, data, resources, probes, head, expand, hp, rng)
+        history.append(entry)
     cuts = (*hp.query_cuts, vocabulary.size)
-    by_probe = {probe.name: probe.query_cut_scores(head, mode == "expanded", cuts) for probe in probes}
+    by_probe = {
+        probe.name: probe.query_cut_scores(
+            head,
+            mode == "expanded",
+            cuts,
+            None if student is None else torch.from_numpy(student.encode(probe.query_texts)),
+        )
+        for probe in probes
+    }
     cut_scores = {cut: float(np.mean([scores[cut] for scores in by_probe.values()])) for cut in cuts}
     query_terms = choose_query_cut(cut_scores, hp.query_cut_tolerance)
     log.info("lsr: mean dev MRR@10 by query terms kept %s -> %s", cut_scores, query_terms or "all")
@@ -381,11 +448,12 @@ def train(
         expand_texts=mode == "expanded",
         query_terms=query_terms,
         query_encoder=hp.query_encoder,
+        query_student_layers=hp.query_student_layers,
     )
     folder = settings.model_dir(NAME)
     if save:
         (folder / MANIFEST).unlink(missing_ok=True)  # a half-written model must not pass for the old one
-        LSRModel(config, head, vocabulary, teacher).save(folder)
+        LSRModel(config, head, vocabulary, teacher, student).save(folder)
     history.append(
         {
             "stage": "chosen",

@@ -1,0 +1,136 @@
+"""A small query encoder for the sparse retriever: the first layers of MiniLM, taught to say what the teacher says.
+
+A query through the teacher and the head can never cost less than the teacher: it runs the teacher's whole
+text encoder first. SPLADE's efficiency study (Lassance and Clinchant, 2022) answers this with a query
+encoder much smaller than the document one; here the documents keep the teacher's vectors and the head, and
+a query goes through ``layers`` of MiniLM's six layers (the teacher's own bottom, which it keeps frozen),
+mean-pooled and mapped by a linear layer onto the teacher's vector of the same text, learned by cosine on
+every text the training set holds. The head then reads the student's vector as it reads the teacher's.
+
+The teacher's image side verbalises an image (its top ImageNet class names) through the same text tower; an
+image query lets the student encode those words, and the pixels' part stays the teacher's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmr.encoders.hf_text import HFTextEncoder
+from mmr.progress import ProgressBar
+from mmr.training.common import minibatches
+
+STUDENT_DIR = "query_student"
+WEIGHTS_FILE, SETTINGS_FILE = "student.safetensors", "student.json"
+BASE_DIR, TOKENIZER_DIR = "base", "tokenizer"
+
+
+class QueryStudent(nn.Module):
+    """Text -> a unit vector in the teacher's space, from the first layers of a BERT-like encoder."""
+
+    def __init__(self, bert: nn.Module, tokenizer, out_dim: int, max_length: int = 64):
+        super().__init__()
+        self.bert = bert
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        hidden = int(bert.config.hidden_size)
+        self.project = nn.Linear(hidden, out_dim)
+        with torch.no_grad():  # start as the mean-pooled states themselves where the sizes allow
+            if hidden == out_dim:
+                self.project.weight.copy_(torch.eye(out_dim))
+            self.project.bias.zero_()
+
+    @classmethod
+    def from_base(cls, path: str | Path, layers: int, out_dim: int, max_length: int = 64) -> QueryStudent:
+        """The checkpoint at ``path`` cut to its first ``layers`` layers."""
+        from transformers import AutoModel, AutoTokenizer
+
+        bert = AutoModel.from_pretrained(str(path))
+        available = len(bert.encoder.layer)
+        if not 0 < layers <= available:
+            raise ValueError(f"a query student needs 1..{available} layers, not {layers}")
+        bert.encoder.layer = bert.encoder.layer[:layers]
+        bert.config.num_hidden_layers = layers
+        return cls(bert, AutoTokenizer.from_pretrained(str(path)), out_dim, max_length)
+
+    @property
+    def layers(self) -> int:
+        return len(self.bert.encoder.layer)
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        texts = [text if text and text.strip() else " " for text in texts]
+        return self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return F.normalize(self.project(HFTextEncoder.mean_pool(hidden, attention_mask)), dim=-1)
+
+    @torch.inference_mode()
+    def encode(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.project.out_features), np.float32)
+        was_training = self.training
+        self.eval()
+        parts = []
+        for start in range(0, len(texts), batch_size):
+            batch = self.tokenize(texts[start : start + batch_size])
+            parts.append(self(batch["input_ids"], batch["attention_mask"]).numpy())
+        self.train(was_training)
+        return np.concatenate(parts).astype(np.float32)
+
+    def save(self, folder: Path) -> None:
+        from safetensors.torch import save_file
+
+        folder.mkdir(parents=True, exist_ok=True)
+        self.bert.config.save_pretrained(str(folder / BASE_DIR))
+        self.tokenizer.save_pretrained(str(folder / TOKENIZER_DIR))
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(folder / WEIGHTS_FILE))
+        settings = {"out_dim": self.project.out_features, "max_length": self.max_length}
+        (folder / SETTINGS_FILE).write_text(json.dumps(settings))
+
+    @classmethod
+    def load(cls, folder: Path) -> QueryStudent:
+        from safetensors.torch import load_file
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        settings = json.loads((folder / SETTINGS_FILE).read_text())
+        bert = AutoModel.from_config(AutoConfig.from_pretrained(str(folder / BASE_DIR)))
+        student = cls(bert, AutoTokenizer.from_pretrained(str(folder / TOKENIZER_DIR)), **settings)
+        student.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+        return student.eval()
+
+
+def teach_student(
+    student: QueryStudent,
+    texts: Sequence[str],
+    targets: np.ndarray,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    rng: np.random.Generator,
+) -> list[float]:
+    """Cosine regression of the student's vector of each text onto the teacher's (``targets``, unit rows).
+    Returns the mean loss of each epoch."""
+    targets = torch.as_tensor(np.asarray(targets, np.float32))
+    optimizer = torch.optim.AdamW(student.parameters(), lr=learning_rate, weight_decay=0.01)
+    student.train()
+    losses = []
+    for epoch in range(1, epochs + 1):
+        total, batches = 0.0, list(minibatches(len(texts), batch_size, rng))
+        for batch in ProgressBar(batches, desc=f"lsr query student {epoch}", unit="batch", leave=False):
+            encoded = student.tokenize([texts[i] for i in batch])
+            vectors = student(encoded["input_ids"], encoded["attention_mask"])
+            loss = (1.0 - (vectors * targets[batch]).sum(dim=1)).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach())
+        losses.append(round(total / max(1, len(batches)), 4))
+    student.eval()
+    return losses

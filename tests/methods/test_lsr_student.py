@@ -1,0 +1,140 @@
+"""The sparse retriever's query student: the first layers of a BERT, taught to give the teacher's vectors.
+
+It must learn (cosine to the teacher rises from where it starts), survive a save and load, stand in for the
+teacher on every text query (the teacher's text side never runs), and encode an image query's words in the
+teacher's image side, where the pixels' part stays the teacher's.
+"""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmr.config import Settings
+from mmr.encoders.efficientnet import ImageFeatures
+from mmr.methods.lsr.head import SparseHead, Vocabulary
+from mmr.methods.lsr.model import LSRConfig, LSRModel
+from mmr.methods.lsr.student import QueryStudent, teach_student
+from mmr.methods.univl_model import UniVLEncoder, build_model
+from mmr.retrievers.base import Resources
+from tests.methods.test_univl_dr import tiny_config, words
+from tests.tiny_bert import save_tiny_bert
+
+WORDS = ["a", "red", "blue", "flower", "cat", "dog", "house", "tree", "big", "small", "boat", "car", "bird", ","]
+TEXTS = ["a red flower", "a big dog", "blue house", "small cat", "a tree", "red car", "big boat", "a bird"]
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    return save_tiny_bert(tmp_path_factory.mktemp("student-bert"), WORDS, layers=3)
+
+
+def _targets(texts, dim=8, seed=3):
+    """A teacher no student starts near: a fixed random unit vector per text."""
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(len(texts), dim)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_the_student_keeps_only_the_first_layers_and_learns_the_teachers_vectors(tiny_bert):
+    torch.manual_seed(0)
+    student = QueryStudent.from_base(tiny_bert, 1, out_dim=8)
+    assert student.layers == 1 and student.bert.config.num_hidden_layers == 1
+    targets = _targets(TEXTS)
+    before = float((student.encode(TEXTS) * targets).sum(1).mean())
+    losses = teach_student(student, TEXTS, targets, 60, 4, 1e-2, np.random.default_rng(0))
+    after = float((student.encode(TEXTS) * targets).sum(1).mean())
+    assert losses[-1] < losses[0] / 4
+    assert before < 0.5 < 0.9 < after
+    np.testing.assert_allclose(np.linalg.norm(student.encode(TEXTS), axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("layers", [0, 4])
+def test_a_student_cannot_have_more_layers_than_its_base_or_none(tiny_bert, layers):
+    with pytest.raises(ValueError, match="1..3 layers"):
+        QueryStudent.from_base(tiny_bert, layers, out_dim=8)
+
+
+def test_the_student_survives_save_and_load(tiny_bert, tmp_path):
+    torch.manual_seed(0)
+    student = QueryStudent.from_base(tiny_bert, 2, out_dim=8)
+    teach_student(student, TEXTS, _targets(TEXTS), 2, 4, 1e-2, np.random.default_rng(0))
+    student.save(tmp_path / "student")
+    loaded = QueryStudent.load(tmp_path / "student")
+    assert loaded.layers == 2
+    np.testing.assert_allclose(loaded.encode(TEXTS), student.encode(TEXTS), atol=1e-6)
+
+
+class CountingTeacher:
+    """A UniVL encoder that counts the texts its own text tower encodes."""
+
+    def __init__(self, encoder: UniVLEncoder):
+        self.encoder = encoder
+        self.needs_grid, self.dim = False, encoder.dim
+        self.texts_encoded = 0
+
+    def encode_texts(self, texts):
+        self.texts_encoded += len(texts)
+        return self.encoder.encode_texts(texts)
+
+    def verbalisations(self, features):
+        return self.encoder.verbalisations(features)
+
+    def encode_images(self, features, encode_words=None):
+        words_of = encode_words or self.encode_texts
+        return self.encoder.encode_images(features, encode_words=words_of)
+
+
+@pytest.fixture()
+def univl_teacher(tiny_bert):
+    torch.manual_seed(1)
+    model, tokenizer = build_model(tiny_config(tiny_bert))
+    torch.nn.init.normal_(model.image_proj[-1].weight, std=0.5)  # the pixels count, not only the words
+    return CountingTeacher(UniVLEncoder(model.eval(), tokenizer, words))
+
+
+def _features():
+    rng = np.random.default_rng(2)
+    logits = np.zeros((2, 8), np.float32)
+    logits[0, [0, 1]] = [5, 4]  # "cat, dog"
+    logits[1, [6, 2]] = [5, 4]  # "boat, flower"
+    return ImageFeatures(rng.normal(size=(2, 8)).astype(np.float32), logits, None)
+
+
+def test_the_teachers_image_side_takes_the_verbalisation_from_whoever_encodes_words(univl_teacher):
+    features, encoder = _features(), univl_teacher.encoder
+    own = encoder.encode_images(features)
+    np.testing.assert_allclose(encoder.encode_images(features, encode_words=encoder.encode_texts), own, atol=1e-6)
+    assert encoder.verbalisations(features) == ["cat, dog", "boat, flower"]
+    fixed = np.tile(_targets(["x"], dim=encoder.dim), (2, 1))
+    other = encoder.encode_images(features, encode_words=lambda texts: fixed[: len(texts)])
+    with torch.no_grad():
+        projected = encoder.model.image_proj(torch.from_numpy(features.pooled))
+    expected = F.normalize(projected + torch.from_numpy(fixed), dim=-1).numpy()
+    np.testing.assert_allclose(other, expected, atol=1e-5)
+
+
+def test_a_model_with_a_student_never_runs_the_teachers_text_side_for_a_query(univl_teacher, tiny_bert, tmp_path):
+    from transformers import AutoTokenizer
+
+    vocabulary = Vocabulary(AutoTokenizer.from_pretrained(str(tiny_bert)))
+    torch.manual_seed(0)
+    head = SparseHead(univl_teacher.dim, torch.randn(vocabulary.size, 6), vocabulary.usable)
+    student = QueryStudent.from_base(tiny_bert, 1, out_dim=univl_teacher.dim)
+    config = LSRConfig("dense-inbatch", "x", univl_teacher.dim, 6, vocabulary.size, query_student_layers=1)
+    model = LSRModel(config, head, vocabulary, univl_teacher, student)
+    queries = model.encode_queries(["a red flower", "big dog"])
+    images = model.encode_image_queries(_features())
+    assert univl_teacher.texts_encoded == 0
+    expected = model.sparsify(univl_teacher.encoder.encode_images(_features(), encode_words=student.encode))
+    assert abs(images - expected).max() < 1e-5
+    assert abs(queries - model.sparsify(student.encode(["a red flower", "big dog"]))).max() < 1e-6
+    model.encode_images(_features())  # documents: the teacher's own image side, words and all
+    assert univl_teacher.texts_encoded == 2
+
+    model.save(tmp_path / "lsr")
+    loaded = LSRModel.load(tmp_path / "lsr", Resources(Settings(index_store=tmp_path)), teacher=univl_teacher)
+    assert loaded.student is not None and loaded.student.layers == 1
+    assert abs(loaded.encode_queries(["a red flower", "big dog"]) - queries).max() < 1e-6
+    with pytest.raises(ValueError, match="query student"):
+        LSRModel(config, head, vocabulary, univl_teacher, None)

@@ -284,6 +284,17 @@ def test_inverted_index_agrees_with_brute_force(n, vocab, density, k, centroid_f
     assert index.search(sp.csr_matrix((1, vocab), dtype=np.float32), k) == []
 
 
+def test_the_index_walks_only_the_lists_of_the_heaviest_query_terms_it_is_given():
+    # d0 holds only term 1, d1 only term 2; the query weighs term 1 most. Walking term 1's list alone never
+    # meets d1; walking both finds both, each scored with the whole query.
+    forward = sp.csr_matrix(np.array([[0, 1.0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1.0]], np.float32))
+    index = SparseIndex(forward, ["d0", "d1", "d2"], IndexParams("lsr", "test", 4, "c", "fp"))
+    query = sp.csr_matrix(np.array([[0, 2.0, 1.0, 0]], np.float32))
+    assert [(h.doc_id, h.score) for h in index.search(query, 3)] == [("d0", 2.0), ("d1", 1.0)]
+    assert [(h.doc_id, h.score) for h in index.search(query, 3, lists=1)] == [("d0", 2.0)]
+    assert [h.doc_id for h in index.search(query, 3, lists=5)] == ["d0", "d1"]
+
+
 def test_index_roundtrip_and_mismatch(tmp_path):
     rng = np.random.default_rng(3)
     forward = _random_sparse(rng, 40, 200, 0.1)

@@ -124,7 +124,9 @@ class SparseIndex:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def search(self, query: sp.csr_matrix, k: int) -> list[Hit]:
+    def search(self, query: sp.csr_matrix, k: int, lists: int | None = None) -> list[Hit]:
+        """Top ``k`` by inner product; Seismic walks the posting lists of the query's ``lists`` heaviest terms
+        (all of them for None) and scores the documents it meets with the whole query."""
         query = sp.csr_matrix(query, dtype=np.float32)
         if query.nnz == 0 or k <= 0 or self.engine is None:
             return []
@@ -134,7 +136,7 @@ class SparseIndex:
             components,
             query.data.astype(np.float32),
             k=k + EXTRA_CANDIDATES,
-            query_cut=int(query.nnz),
+            query_cut=int(query.nnz if lists is None else min(lists, query.nnz)),
             heap_factor=HEAP_FACTOR,
         )
         rows = np.asarray([int(doc) for _, _, doc in found], dtype=np.int64)

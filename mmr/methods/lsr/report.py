@@ -47,7 +47,7 @@ def sparse_report(
     postings = np.array([index.postings_in_query_lists(v) for v in vectors])
     agreement = []
     for vector in vectors:
-        approximate = {hit.doc_id for hit in index.search(vector, k)}
+        approximate = {hit.doc_id for hit in retriever.search_vector(vector, k)}
         exact = {hit.doc_id for hit in index.search_exact(vector, k)}
         if exact:
             agreement.append(len(approximate & exact) / len(exact))

@@ -28,6 +28,10 @@ from mmr.types import Hit, Query
 NAME = "lsr"
 EXPLAIN_TERMS = 20
 QUERY_CACHE_SIZE = 64  # explain() is called once per shown hit: encode each query once
+# Seismic walks the posting lists of a query's INDEX_LISTS heaviest terms and scores each document it meets with
+# the whole query (then rescored exactly, index.py); None walks every list. Chosen on dev
+# (scripts/lsr_query_cost.py, docs/findings.md); `mmr evaluate` reports the top 10's agreement with brute force.
+INDEX_LISTS: int | None = None
 
 
 class LSRRetriever(Retriever):
@@ -134,12 +138,16 @@ class LSRRetriever(Retriever):
         return [prune_row(matrix[row], self.model.config.query_terms) for row in range(matrix.shape[0])]
 
     def search(self, query: Query, k: int = 10) -> list[Hit]:
-        return self.index.search(self.encode_query(query), k)
+        return self.search_vector(self.encode_query(query), k)
+
+    def search_vector(self, vector: sp.csr_matrix, k: int = 10) -> list[Hit]:
+        """An encoded query's top ``k`` from the inverted index, as served."""
+        return self.index.search(vector, k, INDEX_LISTS)
 
     def search_many(self, queries, k: int = 10) -> list[list[Hit]]:
         if not all(q.text and q.image is None for q in queries):
             return super().search_many(queries, k)
-        return [self.index.search(vector, k) for vector in self.encode_text_queries([q.text for q in queries])]
+        return [self.search_vector(vector, k) for vector in self.encode_text_queries([q.text for q in queries])]
 
     def explain(self, query: Query, doc_id: str) -> dict | None:
         if doc_id not in self.index:

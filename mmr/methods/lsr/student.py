@@ -116,9 +116,14 @@ def teach_student(
     rng: np.random.Generator,
 ) -> list[float]:
     """Cosine regression of the student's vector of each text onto the teacher's (``targets``, unit rows).
-    Returns the mean loss of each epoch."""
+    Returns the mean loss of each epoch.
+
+    The word-embedding matrix stays as the base has it: it is most of the student's weights (30,522 x 384 for
+    MiniLM), updating it every step cost more than the layers, and a query's rare words would drift from it."""
     targets = torch.as_tensor(np.asarray(targets, np.float32))
-    optimizer = torch.optim.AdamW(student.parameters(), lr=learning_rate, weight_decay=0.01)
+    student.bert.get_input_embeddings().weight.requires_grad_(False)
+    trainable = [p for p in student.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=0.01)
     student.train()
     losses = []
     for epoch in range(1, epochs + 1):

@@ -133,7 +133,7 @@ class LSRTraining:
     query_encoder: str = "teacher"
     query_weights_learning_rate: float = 1e-2
     # Teacher queries through a query student of this many MiniLM layers (student.py), taught after the head
-    # by cosine to the teacher's vectors of every training text and image verbalisation; 0: the teacher itself.
+    # by cosine to the teacher's vectors of every training query and image verbalisation; 0: the teacher itself.
     query_student_layers: int = 0
     student_epochs: int = 4
     student_batch_size: int = 128
@@ -308,13 +308,13 @@ def teach_query_student(
     hp: LSRTraining,
     rng: np.random.Generator,
 ) -> tuple[QueryStudent, dict]:
-    """student.py's query encoder, taught on every training text (queries, glosses) and, where the teacher
-    verbalises images, every training image's words; with what it keeps of the teacher's dev scores."""
+    """student.py's query encoder, taught on what it will encode: every training query and, where the teacher
+    verbalises images, every training image's words (not the glosses: documents keep the teacher); with what
+    it keeps of the teacher's dev scores."""
     from mmr.encoders.hf_text import packaged_minilm_path
 
     started = time.time()
-    texts = [*tables.query_texts, *(data.documents[doc_id].text for doc_id in data.text_ids)]
-    targets = [tables.queries.numpy(), tables.documents[tables.images :].numpy()]
+    texts, targets = list(tables.query_texts), [tables.queries.numpy()]
     if hasattr(teacher, "verbalisations"):
         words = teacher.verbalisations(data.image_features(resources, keep_grid=teacher.needs_grid))
         texts += words

@@ -1,0 +1,75 @@
+"""Where a sparse text query's time goes: encoding, the head, pruning, the inverted index, and its teacher whole.
+
+For the served LSR model of one collection, one dev query at a time: the dense vector (its query student's, or
+the teacher's text side), the head and its sparsification with the query cut, the Seismic search, and the
+scipy brute force over the forward matrix; beside them the teacher retriever's whole search. Medians in ms.
+Run after `python -m mmr train lsr`:
+
+    PYTHONPATH=. .venv/bin/python scripts/lsr_query_cost.py --collection stamps
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+
+def median_ms(function, items) -> float:
+    function(items[0])  # warm-up
+    timings = []
+    for item in items:
+        started = time.perf_counter()
+        function(item)
+        timings.append((time.perf_counter() - started) * 1000)
+    return float(np.median(timings))
+
+
+def main() -> None:
+    from mmr.config import Settings
+    from mmr.corpus.splits import load_benchmark
+    from mmr.methods.lsr.model import prune_row
+    from mmr.service import SearchService
+    from mmr.types import Query
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--collection", default="stamps", choices=["stamps", "mixed"])
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--lists", type=int, nargs="*", default=[5, 10, 20, 40, 80], help="Seismic query cuts to try")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    settings = Settings()
+    setting = {"stamps": "images", "mixed": "mixed"}[args.collection]
+    texts = list(load_benchmark(settings.benchmark_dir, setting, "dev").queries.values())[: args.queries]
+    service = SearchService.load(settings, collection_names=[args.collection])
+    lsr = service.retrievers[("lsr", args.collection)]
+    teacher = service.retrievers[(lsr.model.config.teacher, args.collection)]
+    lsr_model = lsr.model
+    encode_dense = lsr_model.student.encode if lsr_model.student is not None else lsr_model.teacher.encode_texts
+    dense = {text: encode_dense([text]) for text in texts}
+    cut = lsr_model.config.query_terms
+    sparse = {text: prune_row(lsr_model.sparsify(dense[text]), cut) for text in texts}
+    rows = [
+        ("dense query vector (" + ("student" if lsr_model.student is not None else "teacher") + ")", encode_dense),
+        ("head + sparsify + query cut", lambda t: prune_row(lsr_model.sparsify(dense[t[0]]), cut)),
+        ("Seismic search (top 10, rescored)", lambda t: lsr.index.search(sparse[t[0]], 10)),
+        ("scipy brute force (top 10)", lambda t: lsr.index.search_exact(sparse[t[0]], 10)),
+        ("lsr search, whole", lambda t: lsr.search(Query(text=t[0] + " "), 10)),
+        (f"teacher ({lsr_model.config.teacher}) search, whole", lambda t: teacher.search(Query(text=t[0]), 10)),
+    ]
+    terms = np.mean([v.nnz for v in sparse.values()])
+    print(f"{args.collection}: {len(texts)} dev queries, {terms:.0f} terms a query, {len(lsr.index)} documents")
+    for label, function in rows:
+        print(f"{label}: {median_ms(function, [[t] for t in texts]):.2f} ms")
+    exact = {t: {hit.doc_id for hit in lsr.index.search_exact(sparse[t], 10)} for t in texts}
+    for lists in args.lists:
+        found = {t: {hit.doc_id for hit in lsr.index.search(sparse[t], 10, lists)} for t in texts}
+        agreement = np.mean([len(found[t] & exact[t]) / len(exact[t]) for t in texts if exact[t]])
+        timing = median_ms(lambda t, cut=lists: lsr.index.search(sparse[t[0]], 10, cut), [[t] for t in texts])
+        print(f"Seismic over the {lists} heaviest terms' lists: {timing:.2f} ms, top 10 = brute force {agreement:.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -46,86 +46,46 @@ NAME = "lsr"
 
 @dataclass(frozen=True)
 class LSRTraining:
-    # 12 epochs over the 18k pairs (unlabelled_pairs below) take ~850 steps; the penalty reaches full weight at
-    # epoch 6, and the lists keep shortening after. At weight 0.01, 12 epochs beat 10 on the mean dev MRR@10
-    # of both settings (.272 vs .260: stamps .209 / .190, mixed .335 / .331); they cost ~110 s more. The whole
-    # `mmr train lsr`, index build included, took 823 s of its 900 at weight 0.01, 773 s at 0.003 and 783 s at
-    # 0.001, on the idle machine (README, Training).
-    epochs: int = 12
+    """The sparse head's training settings. Each was chosen on the mean dev MRR@10 of both settings; the runs
+    behind every value are in docs/findings.md ("How the sparse head's settings were chosen")."""
+
+    epochs: int = 12  # the penalty reaches full weight at epoch 6; the lists keep shortening after
     batch_size: int = 256
     learning_rate: float = 5e-4
     weight_decay: float = 0.01
-    # The released code uses 1e-3, which turns the teacher's in-batch softmax into its argmax. Our teachers are
-    # weaker (the zero-shot one ranks the positive first in only ~25% of 256-item batches), so its ranking of
-    # the rest carries information: 0.01 keeps ~0.8 nats of it. Dev MRR@10: 0.01 beat 0.05 (0.180 vs 0.173).
+    # Softer than the released code's 1e-3 (an argmax): our weaker teachers' ranking of the rest carries
+    # information, and 0.01 keeps ~0.8 nats of it.
     teacher_temperature: float = 0.01
-    # FLOPS, not the paper's L1: the target is an index that is cheap to traverse. L1 does not care which terms
-    # a vector keeps, so common terms stay common and their lists long: with the paper's weights (`--dev-only
-    # --set penalty=l1 --set penalty_query=0.01 --set penalty_document=0.003`) image documents kept 180 terms
-    # and a stamps dev query still met ~73k postings before pruning, where FLOPS 0.03 left 507 terms and ~65k
-    # postings; its dev mean was .250 (docs/findings.md). L1 stays selectable ("l1").
-    # The weight was chosen on the mean dev MRR@10 of both settings: 0.03 over 0.1 on the labelled pairs alone
-    # (.241 vs .231, stamps .193 / .190, mixed .289 / .272); with the WordNet pairs, 0.01 over 0.03 (.260 vs
-    # .250, stamps .190 / .192, mixed .331 / .309), at about 1.5x the postings per stamps dev query at full
-    # weight (~100k vs ~68k before query pruning); at 12 epochs, 0.003 over 0.01 (`mmr train lsr --dev-only
-    # --set penalty_query=0.003 --set penalty_document=0.003`: .279 vs .272, stamps .220 / .209, mixed .338 /
-    # .335), at ~1.5x the postings again (~158k vs ~104k per stamps dev query before pruning). With CIEA's
-    # start state as the teacher (every run above), 0.001 tied 0.003 (.279 either way): the sparser was
-    # served. With dense-inbatch as the teacher, 0.001 beat both (`--dev-only --set penalty_query=0.001
-    # --set penalty_document=0.001`: .288, stamps .220, mixed .357, every query term kept, ~246k postings
-    # per stamps dev query; 0.002: .282, 256 terms, ~184k before pruning; 0.003: .272, 256 terms, ~159k):
-    # by the rule, the best dev mean wins unless a cheaper one is within .005, so 0.001 is served, at ~2.7x
-    # the postings 0.003 served (its queries pruned to 256 terms).
-    # Queries alone at 0.003 (`--set penalty_query=0.003`, documents at 0.001): .280, 256 terms, ~181k: .008
-    # below, so the two weights stay equal.
+    # FLOPS, not the paper's L1: the target is an index that is cheap to traverse, and L1 does not care which
+    # terms a vector keeps, so common terms stay common and their lists long. L1 stays selectable ("l1").
     penalty: str = "flops"  # a key of SPARSITY_PENALTIES
     penalty_query: float = 0.001
     penalty_document: float = 0.001
     penalty_warmup: float = 0.5  # fraction of all steps over which the penalty's weight rises quadratically
     anneal_fraction: float = 0.95  # p(no text expansion) reaches 0 after this fraction of steps
-    # ... or never falls below this floor (not the paper's schedule). A floor of 0.5, meant to keep texts
-    # anchored to their own words, did not: own-token retrieval stayed at ~.01 dev MRR@10 and the dev mean
-    # fell from .279 to .274 (`--dev-only --set expansion_floor=0.5`). 0 is the paper.
-    expansion_floor: float = 0.0
-    # Query pruning at search time (as Seismic's query_cut): the fewest heaviest query terms that keep dev
-    # MRR@10 within ``query_cut_tolerance`` of the whole query. Every posting list a query skips is work saved.
+    expansion_floor: float = 0.0  # ... or never falls below this floor (0 is the paper; 0.5 did worse)
+    # Query pruning at search time: the fewest heaviest query terms that keep dev MRR@10 within
+    # ``query_cut_tolerance`` of the whole query. Every posting list a query skips is work saved.
     query_cuts: tuple[int, ...] = (8, 16, 32, 64, 128, 256)
     query_cut_tolerance: float = 0.005
-    # The checkpoint: the fewest postings among those within this of the best dev mean (the project's tie, as
-    # for the penalty weight above). Fidelity alone kept epoch 12 once and epoch 6 on a fresh clone whose
-    # corpus held 2 more images, three times denser (1,957 terms a query against 589) at a dev mean .002
-    # above epoch 10's; test then showed the LSR at 3x its teacher's work (README, "Retrained from a fresh
-    # clone"). 0 restores fidelity alone.
+    # The checkpoint: the fewest postings among those within this of the best dev mean (the project's tie);
+    # fidelity alone once kept a model three times denser for .002 of dev. 0 restores fidelity alone.
     checkpoint_tolerance: float = 0.005
-    # Extra lemma -> gloss pairs from WordNet synsets outside every split (see unlabelled_wordnet_pairs):
-    # the teacher's scores are the labels, so distillation can use text no split holds. On the labelled
-    # pairs alone the head fitted them (distillation loss 3.3 -> 1.2) while dev stayed flat. With 12,000
-    # more, the mean dev MRR@10 of both settings rose from .241 to .250 (stamps .193 -> .192, mixed
-    # .289 -> .309); the teacher encodes them once (~2 minutes), so more would cost the 15-minute budget.
-    # What it cost: denser documents, and terms less often the text's own words (docs/findings.md).
+    # Extra lemma -> gloss pairs from WordNet synsets outside every split (unlabelled_wordnet_pairs): the
+    # teacher's scores are the labels, so distillation can use text no split holds ...
     unlabelled_pairs: int = 12_000
     # ... but never more than this many per labelled pair, so that a small training set (the tests' tiny
     # index_store) is not drowned in glosses; the real one (~6,000 labelled pairs) keeps all 12,000.
     unlabelled_per_labelled: float = 3.0
-    # Hard negatives for distillation (0: none, the paper's in-batch only): each example whose positive is an
-    # image brings one more image into its batch, drawn from the teacher's ``hard_negatives`` nearest training
-    # images to its query. The images setting ranks ~950 pictures against each other, and random in-batch
-    # documents (two thirds of them glosses) rarely show the head the close calls it must order as the teacher
-    # does. The teacher's scores are the labels, so a near-duplicate of the positive is no false negative here.
-    # Only image examples (~27% of the pairs) get one: the batch grows by ~70 documents (epochs ~15% longer).
-    # Tried from the served settings (`--dev-only --set hard_negatives=16`): epoch 6 kept, every query term,
-    # dev .202 / .347 (mean .274) against .288 without; stamps dev fell after epoch 5 (.212) to .19-.20.
-    # Worse on both settings, so the paper's in-batch distillation stays.
+    # Hard negatives for distillation (0: the paper's in-batch only): each example whose positive is an image
+    # brings one more image into its batch, drawn from the teacher's ``hard_negatives`` nearest training images
+    # to its query. Tried, worse on both settings.
     hard_negatives: int = 0
-    # Named, not "best" (the trained dense retriever with the best stamps dev MRR@10 present when lsr trains):
-    # the served head was distilled from dense-inbatch, the best on that score when it trained (.285 with
-    # borrowed captions; MARVEL .268, CIEA .261, UniVL-DR .243; before them .228, .212, .208, .212; CIEA,
-    # retrained with its extractor alone, has since tied it at .2848), and `make train` must give the same
-    # head whichever dense model is retrained later. Until CIEA was served in a state of its own
-    # training, it was the teacher (.220). `--set teacher=best` asks for the other rule.
+    # Named, not "best" (the trained dense retriever with the best stamps dev MRR@10 present when lsr trains),
+    # so that `make train` gives the same head whichever dense model is retrained later.
     teacher: str = "dense-inbatch"
     # Epochs of teaching the projector to name a text's own words before distilling (projector.py); 0 starts
-    # distillation from the tied word embeddings, as every model before it did.
+    # distillation from the tied word embeddings.
     projector_epochs: int = 0
     projector_learning_rate: float = 1e-3
     # Text queries through the teacher and the head (the paper), or "lexical": a query is its own terms at

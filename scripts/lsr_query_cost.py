@@ -27,6 +27,33 @@ def median_ms(function, items) -> float:
     return float(np.median(timings))
 
 
+def image_queries(lsr, resources, collection: str, settings, count: int) -> None:
+    """The stamps as image queries: the image side's cost with the teacher's and the student's words, and how
+    much of the top 10 the student's words keep (there are no image-query judgments to score)."""
+    from mmr.collections import load_collection
+    from mmr.methods.lsr.model import prune_row
+    from mmr.retrievers.trained import IMAGE_ENCODER
+
+    model = lsr.model
+    if model.student is None:
+        return
+    images = load_collection(settings, collection).of_modality("image")[:count]
+    features = [resources.image_features([doc], IMAGE_ENCODER, keep_grid=model.needs_grid) for doc in images]
+    cut = model.config.query_terms
+    teacher_side = [prune_row(model.encode_images(f), cut) for f in features]
+    student_side = [prune_row(model.encode_image_queries(f), cut) for f in features]
+    kept = [
+        len({h.doc_id for h in lsr.search_vector(s, 10)} & {h.doc_id for h in lsr.search_vector(t, 10)}) / 10
+        for s, t in zip(student_side, teacher_side, strict=True)
+    ]
+    print(
+        f"image queries ({len(images)} of the collection's images): teacher's words "
+        f"{median_ms(lambda f: model.encode_images(f[0]), [[f] for f in features]):.2f} ms, the student's "
+        f"{median_ms(lambda f: model.encode_image_queries(f[0]), [[f] for f in features]):.2f} ms "
+        f"(features given, head included); top 10 kept with the student's words {np.mean(kept):.3f}"
+    )
+
+
 def main() -> None:
     from mmr.config import Settings
     from mmr.corpus.splits import load_benchmark
@@ -37,6 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--collection", default="stamps", choices=["stamps", "mixed"])
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--images", type=int, default=200, help="collection images to use as image queries")
     parser.add_argument("--lists", type=int, nargs="*", default=[5, 10, 20, 40, 80], help="Seismic query cuts to try")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -63,6 +91,7 @@ def main() -> None:
     print(f"{args.collection}: {len(texts)} dev queries, {terms:.0f} terms a query, {len(lsr.index)} documents")
     for label, function in rows:
         print(f"{label}: {median_ms(function, [[t] for t in texts]):.2f} ms")
+    image_queries(lsr, service.resources, args.collection, settings, args.images)
     exact = {t: {hit.doc_id for hit in lsr.index.search_exact(sparse[t], 10)} for t in texts}
     for lists in args.lists:
         found = {t: {hit.doc_id for hit in lsr.index.search(sparse[t], 10, lists)} for t in texts}

@@ -117,6 +117,9 @@ class StubRetriever:
         assert len(texts) == len(self.vectors)
         return self.vectors
 
+    def search_vector(self, vector, k):
+        return self.index.search(vector, k)
+
 
 CORPUS = Corpus("c", (Document("d0", "text", "dog"), Document("d1", "text", "cat")))
 QUERIES = {"q1": "big dog", "q2": "a dog", "q3": "red cat", "q4": "dog"}

@@ -35,7 +35,7 @@ def image_queries(lsr, resources, collection: str, settings, count: int) -> None
     from mmr.retrievers.trained import IMAGE_ENCODER
 
     model = lsr.model
-    if model.student is None:
+    if model.student is None or count <= 0:
         return
     images = load_collection(settings, collection).of_modality("image")[:count]
     features = [resources.image_features([doc], IMAGE_ENCODER, keep_grid=model.needs_grid) for doc in images]

@@ -5,7 +5,8 @@ text encoder first. SPLADE's efficiency study (Lassance and Clinchant, 2022) ans
 encoder much smaller than the document one; here the documents keep the teacher's vectors and the head, and
 a query goes through ``layers`` of MiniLM's six layers (the teacher's own bottom, which it keeps frozen),
 mean-pooled and mapped by a linear layer onto the teacher's vector of the same text, learned by cosine on
-every text the training set holds. The head then reads the student's vector as it reads the teacher's.
+the texts it will encode (every training query and image verbalisation). The head then reads the student's
+vector as it reads the teacher's. It reads at most ``max_length`` tokens: a longer query is cut there.
 
 The teacher's image side verbalises an image (its top ImageNet class names) through the same text tower; an
 image query lets the student encode those words, and the pixels' part stays the teacher's.

@@ -213,6 +213,26 @@ def test_expansion_control_teaches_images_their_captions_words():
     assert found > 0.35 and found > 3 * found_without
 
 
+def test_the_head_distils_on_the_query_vectors_it_will_read(vocabulary):
+    """With a query student, the head reads the student's vectors in training, as it will when serving; the
+    teacher's scores stay the target."""
+    rng = np.random.default_rng(0)
+    n, dim = 8, 8
+    queries, documents = torch.randn(n, dim), torch.randn(n, dim)
+    terms = vocabulary.own_terms(["red flower"] * n)
+    tables = TeacherTables(queries, terms, documents, [None] * n, np.arange(n), np.arange(n))
+    tables.query_inputs = torch.randn(n, dim)  # the student's
+    head, read = _head(vocabulary), []
+    original = head.queries
+    head.queries = lambda dense, own, expand: read.append(dense.clone()) or original(dense, own, expand)
+    hp = LSRTraining(epochs=1, batch_size=n)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=1e-3)
+    train_epoch(head, tables, vocabulary, optimizer, hp, rng, 0, 1, "e")
+    assert len(read) == 1 and not torch.equal(read[0], queries[: len(read[0])])
+    order = [int(np.flatnonzero((tables.query_inputs == row).all(1).numpy())[0]) for row in read[0]]
+    assert sorted(order) == list(range(n))  # every row the head read is a student's vector
+
+
 def test_the_flops_penalty_shortens_the_lists_a_query_traverses():
     postings = {
         weight: _toy_training(0.95, penalty="flops", penalty_query=weight, penalty_document=weight)[2]
@@ -229,6 +249,7 @@ def test_dev_probe_restricts_text_documents_but_not_images_and_scores_like_brute
     probe.name, probe.vocabulary = "toy", vocabulary
     probe.doc_ids = ["image0", "text0", "text1"]
     probe.documents, probe.queries = torch.randn(3, 8), torch.randn(2, 8)
+    probe.query_inputs = probe.queries
     probe.document_terms = [None, *vocabulary.own_terms(["a red flower", "big dog"])]
     assert vocabulary.own_terms([]) == []  # the stamps have no text documents
     probe.query_terms = vocabulary.own_terms(["red flower", "dog"])

@@ -1,9 +1,12 @@
-"""The sparse retriever's query student: the first layers of a BERT, taught to give the teacher's vectors.
+"""The sparse retriever's query students, taught to give the teacher's vectors: the first layers of a BERT, and a
+static table of token vectors.
 
-It must learn (cosine to the teacher rises from where it starts), survive a save and load, stand in for the
+Each must learn (cosine to the teacher rises from where it starts), survive a save and load, stand in for the
 teacher on every text query (the teacher's text side never runs), and encode an image query's words in the
 teacher's image side, where the pixels' part stays the teacher's.
 """
+
+import zlib
 
 import numpy as np
 import pytest
@@ -14,7 +17,7 @@ from mmr.config import Settings
 from mmr.encoders.efficientnet import ImageFeatures
 from mmr.methods.lsr.head import SparseHead, Vocabulary
 from mmr.methods.lsr.model import LSRConfig, LSRModel
-from mmr.methods.lsr.student import QueryStudent, teach_student
+from mmr.methods.lsr.student import QueryStudent, StaticQueryStudent, load_student, teach_student
 from mmr.methods.univl_model import UniVLEncoder, build_model
 from mmr.retrievers.base import Resources
 from tests.methods.test_univl_dr import tiny_config, words
@@ -116,14 +119,66 @@ def test_the_teachers_image_side_takes_the_verbalisation_from_whoever_encodes_wo
     np.testing.assert_allclose(other, expected, atol=1e-5)
 
 
-def test_a_model_with_a_student_never_runs_the_teachers_text_side_for_a_query(univl_teacher, tiny_bert, tmp_path):
+def _static_student(tiny_bert, teacher_encode):
+    from transformers import AutoTokenizer
+
+    return StaticQueryStudent.from_teacher(AutoTokenizer.from_pretrained(str(tiny_bert)), teacher_encode)
+
+
+def _hashed_teacher(texts, dim=8):
+    """A stand-in teacher: a fixed unit vector per distinct text."""
+    vectors = [np.random.default_rng(zlib.crc32(text.encode())).normal(size=dim) for text in texts]
+    return np.asarray([v / np.linalg.norm(v) for v in vectors], np.float32)
+
+
+def test_the_static_student_starts_from_the_teachers_vector_of_each_token_alone(tiny_bert):
+    student = _static_student(tiny_bert, _hashed_teacher)
+    np.testing.assert_allclose(student.encode(["flower"]), _hashed_teacher(["flower"]), atol=1e-6)
+    table = student.tokens.weight.detach()
+    special = student.tokenizer.all_special_ids
+    assert float(table[special].abs().sum()) == 0.0  # never looked up, never given a vector
+    # a text is the normalised sum of its tokens' rows, whatever their order
+    both = _hashed_teacher(["red"]) + _hashed_teacher(["flower"])
+    np.testing.assert_allclose(student.encode(["flower red"])[0], both[0] / np.linalg.norm(both[0]), atol=1e-6)
+    np.testing.assert_allclose(student.encode(["red flower"]), student.encode(["flower red"]), atol=1e-6)
+    assert not student.encode([""]).any()  # no tokens: a zero vector, which matches nothing, and no error
+
+
+def test_the_static_student_learns_and_leaves_unseen_tokens_as_the_teacher_gave_them(tiny_bert, tmp_path):
+    student = _static_student(tiny_bert, _hashed_teacher)
+    targets = _targets(TEXTS)
+    unseen = student.tokenizer.convert_tokens_to_ids(["house", "cat"])
+    kept = student.tokens.weight.detach()[unseen].clone()
+    train = [t for t in TEXTS if "house" not in t and "cat" not in t]
+    rows = [TEXTS.index(t) for t in train]
+    before = float((student.encode(train) * targets[rows]).sum(1).mean())
+    losses = teach_student(student, train, targets[rows], 150, 3, 5e-2, np.random.default_rng(0))
+    after = float((student.encode(train) * targets[rows]).sum(1).mean())
+    assert losses[-1] < losses[0] / 4
+    assert before < 0.5 < 0.8 < after
+    assert torch.equal(student.tokens.weight.detach()[unseen], kept)  # sparse updates touch only seen tokens
+
+    student.save(tmp_path / "static")
+    loaded = load_student(tmp_path / "static")
+    assert isinstance(loaded, StaticQueryStudent)
+    np.testing.assert_allclose(loaded.encode(TEXTS), student.encode(TEXTS), atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["layers", "static"])
+def test_a_model_with_a_student_never_runs_the_teachers_text_side_for_a_query(univl_teacher, tiny_bert, tmp_path, kind):
     from transformers import AutoTokenizer
 
     vocabulary = Vocabulary(AutoTokenizer.from_pretrained(str(tiny_bert)))
     torch.manual_seed(0)
     head = SparseHead(univl_teacher.dim, torch.randn(vocabulary.size, 6), vocabulary.usable)
-    student = QueryStudent.from_base(tiny_bert, 1, out_dim=univl_teacher.dim)
-    config = LSRConfig("dense-inbatch", "x", univl_teacher.dim, 6, vocabulary.size, query_student_layers=1)
+    if kind == "layers":
+        student = QueryStudent.from_base(tiny_bert, 1, out_dim=univl_teacher.dim)
+    else:
+        student = StaticQueryStudent.from_teacher(vocabulary.tokenizer, univl_teacher.encoder.encode_texts)
+    layers = 1 if kind == "layers" else 0
+    config = LSRConfig(
+        "dense-inbatch", "x", univl_teacher.dim, 6, vocabulary.size, query_student=kind, query_student_layers=layers
+    )
     model = LSRModel(config, head, vocabulary, univl_teacher, student)
     queries = model.encode_queries(["a red flower", "big dog"])
     images = model.encode_image_queries(_features())
@@ -136,7 +191,7 @@ def test_a_model_with_a_student_never_runs_the_teachers_text_side_for_a_query(un
 
     model.save(tmp_path / "lsr")
     loaded = LSRModel.load(tmp_path / "lsr", Resources(Settings(index_store=tmp_path)), teacher=univl_teacher)
-    assert loaded.student is not None and loaded.student.layers == 1
+    assert type(loaded.student) is type(student)
     assert abs(loaded.encode_queries(["a red flower", "big dog"]) - queries).max() < 1e-6
     with pytest.raises(ValueError, match="query student"):
         LSRModel(config, head, vocabulary, univl_teacher, None)

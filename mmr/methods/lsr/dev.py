@@ -61,6 +61,8 @@ class DevProbe:
         self.query_texts = [benchmark.queries[q] for q in self.qids]
         self.qrels = benchmark.qrels
         self.queries = torch.from_numpy(np.asarray(teacher.encode_texts(self.query_texts), np.float32))
+        # What the head reads for each query: the teacher's vectors, or a query student's once one is taught.
+        self.query_inputs = self.queries
         self.query_terms = vocabulary.own_terms(self.query_texts)
         self.teacher_mrr = mrr_at_10(self.documents.numpy(), self.doc_ids, self.queries.numpy(), self.qids, self.qrels)
 
@@ -69,10 +71,10 @@ class DevProbe:
         self, head: SparseHead, expand: bool, dense_queries: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(queries, documents) as the retriever would search and index them in this text mode; the queries'
-        dense vectors are the teacher's unless given (a query student's)."""
+        dense vectors are ``query_inputs`` unless given."""
         was_training = head.training
         head.eval()
-        dense = self.queries if dense_queries is None else dense_queries
+        dense = self.query_inputs if dense_queries is None else dense_queries
         queries = head.queries(dense, self.vocabulary.mask(self.query_terms), expand)
         if expand:
             documents = head(self.documents)

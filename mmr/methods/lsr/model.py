@@ -17,7 +17,7 @@ import torch
 
 from mmr.encoders.efficientnet import ImageFeatures
 from mmr.methods.lsr.head import SparseHead, Vocabulary
-from mmr.methods.lsr.student import STUDENT_DIR, QueryStudent
+from mmr.methods.lsr.student import NO_STUDENT, STUDENT_DIR, QueryStudent, StaticQueryStudent, load_student
 from mmr.retrievers.base import Resources
 from mmr.retrievers.trained import DualEncoderModel
 
@@ -45,8 +45,9 @@ class LSRConfig:
     max_length: int = 256
     query_terms: int | None = None  # a search query keeps only its heaviest terms; chosen on dev (None: all)
     query_encoder: str = TEACHER_QUERIES  # one of QUERY_ENCODERS
-    # Teacher queries only: > 0 when queries (and an image query's verbalisation) go through a query student
-    # of that many layers (student.py) instead of the teacher's text tower.
+    # Teacher queries only: which query student (student.py) encodes queries and an image query's verbalisation
+    # instead of the teacher's text tower, and its layers for a "layers" student.
+    query_student: str = NO_STUDENT
     query_student_layers: int = 0
 
 
@@ -59,10 +60,10 @@ class LSRModel:
         head: SparseHead,
         vocabulary: Vocabulary,
         teacher: DualEncoderModel,
-        student: QueryStudent | None = None,
+        student: QueryStudent | StaticQueryStudent | None = None,
     ):
-        if bool(config.query_student_layers) != (student is not None):
-            raise ValueError(f"config asks for a {config.query_student_layers}-layer query student, given {student}")
+        if (config.query_student != NO_STUDENT) != (student is not None):
+            raise ValueError(f"config asks for query student {config.query_student!r}, given {student}")
         self.config = config
         self.head = head.eval()
         self.vocabulary = vocabulary
@@ -143,7 +144,7 @@ class LSRModel:
         lexical = config.query_encoder == LEXICAL_QUERIES
         head = SparseHead(config.in_dim, state["decoder.weight"], vocabulary.usable, lexical_queries=lexical)
         head.load_state_dict(state)
-        student = QueryStudent.load(folder / STUDENT_DIR) if config.query_student_layers else None
+        student = load_student(folder / STUDENT_DIR) if config.query_student != NO_STUDENT else None
         return cls(config, head, vocabulary, teacher or load_teacher(config.teacher, resources), student)
 
 

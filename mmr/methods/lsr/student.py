@@ -1,4 +1,4 @@
-"""A small query encoder for the sparse retriever: the first layers of MiniLM, taught to say what the teacher says.
+"""Small query encoders for the sparse retriever, taught to say what the teacher says.
 
 A query through the teacher and the head can never cost less than the teacher: it runs the teacher's whole
 text encoder first. SPLADE's efficiency study (Lassance and Clinchant, 2022) answers this with a query
@@ -7,6 +7,12 @@ a query goes through ``layers`` of MiniLM's six layers (the teacher's own bottom
 mean-pooled and mapped by a linear layer onto the teacher's vector of the same text, learned by cosine on
 the texts it will encode (every training query and image verbalisation). The head then reads the student's
 vector as it reads the teacher's. It reads at most ``max_length`` tokens: a longer query is cut there.
+
+``StaticQueryStudent`` goes further: no layers at all, a query is the normalised sum of one learned vector per
+token (Model2Vec's idea, Tulkens and van Dongen, 2024: each token's vector starts as the teacher's vector of
+that token alone, then all of them are tuned on the teacher's vectors of whole texts). Encoding is a
+tokenisation and a table lookup, so a query costs microseconds where a transformer costs milliseconds; what it
+cannot see is word order and context.
 
 The teacher's image side verbalises an image (its top ImageNet class names) through the same text tower; an
 image query lets the student encode those words, and the pixels' part stays the teacher's.
@@ -30,10 +36,15 @@ from mmr.training.common import minibatches
 STUDENT_DIR = "query_student"
 WEIGHTS_FILE, SETTINGS_FILE = "student.safetensors", "student.json"
 BASE_DIR, TOKENIZER_DIR = "base", "tokenizer"
+# The kinds a model's config may name (LSRConfig.query_student): none, the first layers of MiniLM, a token table.
+NO_STUDENT, LAYERS_STUDENT, STATIC_STUDENT = "none", "layers", "static"
+QUERY_STUDENTS = (NO_STUDENT, LAYERS_STUDENT, STATIC_STUDENT)
 
 
 class QueryStudent(nn.Module):
     """Text -> a unit vector in the teacher's space, from the first layers of a BERT-like encoder."""
+
+    kind = LAYERS_STUDENT
 
     def __init__(self, bert: nn.Module, tokenizer, out_dim: int, max_length: int = 64):
         super().__init__()
@@ -66,7 +77,15 @@ class QueryStudent(nn.Module):
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         texts = [text if text and text.strip() else " " for text in texts]
-        return self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
+    def optimizer(self, learning_rate: float) -> torch.optim.Optimizer:
+        """AdamW over everything but the word-embedding matrix, which stays the base's: it is most of the
+        weights (30,522 x 384 for MiniLM), updating it every step cost more than the layers, and a query's rare
+        words would drift from it."""
+        self.bert.get_input_embeddings().weight.requires_grad_(False)
+        return torch.optim.AdamW([p for p in self.parameters() if p.requires_grad], lr=learning_rate, weight_decay=0.01)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
@@ -92,7 +111,7 @@ class QueryStudent(nn.Module):
         self.bert.config.save_pretrained(str(folder / BASE_DIR))
         self.tokenizer.save_pretrained(str(folder / TOKENIZER_DIR))
         save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(folder / WEIGHTS_FILE))
-        settings = {"out_dim": self.project.out_features, "max_length": self.max_length}
+        settings = {"kind": self.kind, "out_dim": self.project.out_features, "max_length": self.max_length}
         (folder / SETTINGS_FILE).write_text(json.dumps(settings))
 
     @classmethod
@@ -101,6 +120,7 @@ class QueryStudent(nn.Module):
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         settings = json.loads((folder / SETTINGS_FILE).read_text())
+        settings.pop("kind", None)
         bert = AutoModel.from_config(AutoConfig.from_pretrained(str(folder / BASE_DIR)))
         student = cls(bert, AutoTokenizer.from_pretrained(str(folder / TOKENIZER_DIR)), **settings)
         student.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
@@ -108,7 +128,7 @@ class QueryStudent(nn.Module):
 
 
 def teach_student(
-    student: QueryStudent,
+    student: QueryStudent | StaticQueryStudent,
     texts: Sequence[str],
     targets: np.ndarray,
     epochs: int,
@@ -116,22 +136,16 @@ def teach_student(
     learning_rate: float,
     rng: np.random.Generator,
 ) -> list[float]:
-    """Cosine regression of the student's vector of each text onto the teacher's (``targets``, unit rows).
-    Returns the mean loss of each epoch.
-
-    The word-embedding matrix stays as the base has it: it is most of the student's weights (30,522 x 384 for
-    MiniLM), updating it every step cost more than the layers, and a query's rare words would drift from it."""
+    """Cosine regression of the student's vector of each text onto the teacher's (``targets``, unit rows), with
+    the student's own optimiser. Returns the mean loss of each epoch."""
     targets = torch.as_tensor(np.asarray(targets, np.float32))
-    student.bert.get_input_embeddings().weight.requires_grad_(False)
-    trainable = [p for p in student.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=0.01)
+    optimizer = student.optimizer(learning_rate)
     student.train()
     losses = []
     for epoch in range(1, epochs + 1):
         total, batches = 0.0, list(minibatches(len(texts), batch_size, rng))
         for batch in ProgressBar(batches, desc=f"lsr query student {epoch}", unit="batch", leave=False):
-            encoded = student.tokenize([texts[i] for i in batch])
-            vectors = student(encoded["input_ids"], encoded["attention_mask"])
+            vectors = student(**student.tokenize([texts[i] for i in batch]))
             loss = (1.0 - (vectors * targets[batch]).sum(dim=1)).mean()
             optimizer.zero_grad()
             loss.backward()
@@ -140,3 +154,89 @@ def teach_student(
         losses.append(round(total / max(1, len(batches)), 4))
     student.eval()
     return losses
+
+
+class StaticQueryStudent(nn.Module):
+    """Text -> the normalised sum of its tokens' learned vectors (special tokens left out).
+
+    The sum, not the mean: normalising makes the two point the same way, and a token's learned length is then
+    its weight against the others in the text, as Model2Vec's frequency weighting is, but learned."""
+
+    kind = STATIC_STUDENT
+
+    def __init__(self, tokenizer, table: torch.Tensor, max_length: int = 64):
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        # sparse gradients: a batch of short texts touches a few hundred of the 30,522 rows
+        self.tokens = nn.EmbeddingBag(table.shape[0], table.shape[1], mode="sum", sparse=True)
+        with torch.no_grad():
+            self.tokens.weight.copy_(table)
+
+    @classmethod
+    def from_teacher(cls, tokenizer, encode_texts, max_length: int = 64, batch_size: int = 512) -> StaticQueryStudent:
+        """Each token's row starts as the teacher's vector of that token alone (``encode_texts``: texts -> unit
+        rows); special tokens keep zero rows, since ``tokenize`` never emits them."""
+        names = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        special = set(tokenizer.all_special_ids)
+        rows = [i for i in range(len(names)) if i not in special]
+        words = [tokenizer.convert_tokens_to_string([names[i]]) for i in rows]
+        parts = []
+        for start in ProgressBar(range(0, len(rows), batch_size), desc="lsr static student: tokens", unit="batch"):
+            parts.append(np.asarray(encode_texts(words[start : start + batch_size]), np.float32))
+        vectors = torch.from_numpy(np.concatenate(parts))
+        table = torch.zeros(len(names), vectors.shape[1])
+        table[torch.as_tensor(rows)] = vectors
+        return cls(tokenizer, table, max_length)
+
+    @property
+    def dim(self) -> int:
+        return int(self.tokens.embedding_dim)
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        ids = self.tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=self.max_length)[
+            "input_ids"
+        ]
+        lengths = torch.tensor([0] + [len(row) for row in ids[:-1]], dtype=torch.long)
+        flat = torch.tensor([token for row in ids for token in row], dtype=torch.long)
+        return {"input_ids": flat, "offsets": lengths.cumsum(0)}
+
+    def optimizer(self, learning_rate: float) -> torch.optim.Optimizer:
+        return torch.optim.SparseAdam(list(self.parameters()), lr=learning_rate)
+
+    def forward(self, input_ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.tokens(input_ids, offsets), dim=-1)  # a text without tokens stays all zero
+
+    @torch.inference_mode()
+    def encode(self, texts: Sequence[str], batch_size: int = 1024) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        parts = [
+            self(**self.tokenize(texts[start : start + batch_size])).numpy()
+            for start in range(0, len(texts), batch_size)
+        ]
+        return np.concatenate(parts).astype(np.float32)
+
+    def save(self, folder: Path) -> None:
+        from safetensors.torch import save_file
+
+        folder.mkdir(parents=True, exist_ok=True)
+        self.tokenizer.save_pretrained(str(folder / TOKENIZER_DIR))
+        save_file({"tokens": self.tokens.weight.detach().contiguous()}, str(folder / WEIGHTS_FILE))
+        (folder / SETTINGS_FILE).write_text(json.dumps({"kind": self.kind, "max_length": self.max_length}))
+
+    @classmethod
+    def load(cls, folder: Path) -> StaticQueryStudent:
+        from safetensors.torch import load_file
+        from transformers import AutoTokenizer
+
+        settings = json.loads((folder / SETTINGS_FILE).read_text())
+        table = load_file(str(folder / WEIGHTS_FILE))["tokens"]
+        return cls(AutoTokenizer.from_pretrained(str(folder / TOKENIZER_DIR)), table, settings["max_length"]).eval()
+
+
+def load_student(folder: Path) -> QueryStudent | StaticQueryStudent:
+    """The student saved in ``folder``, of the kind its settings name (a layers student saved before kinds
+    existed names none)."""
+    kind = json.loads((folder / SETTINGS_FILE).read_text()).get("kind", LAYERS_STUDENT)
+    return {LAYERS_STUDENT: QueryStudent, STATIC_STUDENT: StaticQueryStudent}[kind].load(folder)

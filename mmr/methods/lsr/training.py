@@ -31,7 +31,15 @@ from mmr.methods.lsr.head import (
 )
 from mmr.methods.lsr.model import LEXICAL_QUERIES, QUERY_ENCODERS, LSRConfig, LSRModel
 from mmr.methods.lsr.projector import own_word_first, pretrain_projector, projection_targets
-from mmr.methods.lsr.student import QueryStudent, teach_student
+from mmr.methods.lsr.student import (
+    LAYERS_STUDENT,
+    NO_STUDENT,
+    QUERY_STUDENTS,
+    STATIC_STUDENT,
+    QueryStudent,
+    StaticQueryStudent,
+    teach_student,
+)
 from mmr.methods.lsr.teacher import TEACHER_CHOICES, choose_teacher, load_teacher, teacher_tag
 from mmr.progress import ProgressBar
 from mmr.retrievers.base import Resources
@@ -92,12 +100,16 @@ class LSRTraining:
     # weights learned in the same distillation, and searching runs no encoder (SparseHead.queries).
     query_encoder: str = "teacher"
     query_weights_learning_rate: float = 1e-2
-    # Teacher queries through a query student of this many MiniLM layers (student.py), taught after the head
-    # by cosine to the teacher's vectors of every training query and image verbalisation; 0: the teacher itself.
-    query_student_layers: int = 0
+    # Teacher queries through a query student (student.py: "layers", the first query_student_layers MiniLM
+    # layers, or "static", a token table), taught before the head by cosine to the teacher's vectors of every
+    # training query and image verbalisation; the head then distils on the student's vectors, as it will be
+    # served. "none": the teacher itself.
+    query_student: str = NO_STUDENT
+    query_student_layers: int = 2
     student_epochs: int = 4
     student_batch_size: int = 128
     student_learning_rate: float = 2e-4
+    static_student_learning_rate: float = 3e-3
 
     def __post_init__(self) -> None:
         # Checked here, so that a mistyped `mmr train lsr --set` fails at once, not after the teacher's encoding.
@@ -113,7 +125,9 @@ class LSRTraining:
             raise ValueError(f"query_encoder {self.query_encoder!r} is not one of {list(QUERY_ENCODERS)}")
         if self.hard_negatives < 0:
             raise ValueError(f"hard_negatives {self.hard_negatives} is negative")
-        if self.query_student_layers and self.query_encoder != "teacher":
+        if self.query_student not in QUERY_STUDENTS:
+            raise ValueError(f"query_student {self.query_student!r} is not one of {list(QUERY_STUDENTS)}")
+        if self.query_student != NO_STUDENT and self.query_encoder != "teacher":
             raise ValueError("a query student stands in for the teacher's queries: it needs query_encoder=teacher")
 
 
@@ -129,6 +143,7 @@ class TeacherTables:
     document_row: np.ndarray  # per example
     images: int = 0  # documents[:images] are the images
     query_texts: list[str] | None = None  # the text of each row of ``queries``
+    query_inputs: torch.Tensor | None = None  # what the head reads for each query row, where not ``queries``
     hard_rows: np.ndarray | None = None  # per example: candidate hard-negative document rows, -1 where none
 
     def mine_image_neighbours(self, k: int, chunk: int = 2048) -> None:
@@ -207,7 +222,8 @@ def train_epoch(
         own = vocabulary.mask([tables.query_terms[r] for r in q_rows]) if restrict or lexical else None
         d_mask = document_mask([tables.document_terms[r] for r in d_rows], vocabulary) if restrict else None
         q_dense, d_dense = tables.queries[q_rows], tables.documents[d_rows]
-        q_sparse = head.queries(q_dense, own, expand=not restrict)
+        q_read = q_dense if tables.query_inputs is None else tables.query_inputs[q_rows]
+        q_sparse = head.queries(q_read, own, expand=not restrict)
         d_sparse = head(d_dense, d_mask)
         distill = distillation_loss(q_sparse, d_sparse, q_dense, d_dense, hp.teacher_temperature)
         q_penalty, d_penalty = penalty(q_sparse), penalty(d_sparse)
@@ -263,14 +279,12 @@ def teach_query_student(
     data: TrainingData,
     resources: Resources,
     probes: list[DevProbe],
-    head: SparseHead,
-    expand: bool,
     hp: LSRTraining,
     rng: np.random.Generator,
-) -> tuple[QueryStudent, dict]:
+) -> tuple[QueryStudent | StaticQueryStudent, dict]:
     """student.py's query encoder, taught on what it will encode: every training query and, where the teacher
-    verbalises images, every training image's words (not the glosses: documents keep the teacher); with what
-    it keeps of the teacher's dev scores."""
+    verbalises images, every training image's words (not the glosses: documents keep the teacher). Sets what
+    the head reads for each training and dev query to the student's vectors."""
     from mmr.encoders.hf_text import packaged_minilm_path
 
     started = time.time()
@@ -279,25 +293,32 @@ def teach_query_student(
         words = teacher.verbalisations(data.image_features(resources, keep_grid=teacher.needs_grid))
         texts += words
         targets.append(np.asarray(teacher.encode_texts(words), np.float32))
-    student = QueryStudent.from_base(packaged_minilm_path(), hp.query_student_layers, teacher.dim)
+    if hp.query_student == STATIC_STUDENT:
+        tokenizer = Vocabulary.from_path(packaged_minilm_path()).tokenizer
+        student = StaticQueryStudent.from_teacher(tokenizer, teacher.encode_texts)
+        learning_rate = hp.static_student_learning_rate
+    else:
+        student = QueryStudent.from_base(packaged_minilm_path(), hp.query_student_layers, teacher.dim)
+        learning_rate = hp.student_learning_rate
+    before = {probe.name: _cosine(student.encode(probe.query_texts), probe.queries) for probe in probes}
     losses = teach_student(
-        student,
-        texts,
-        np.concatenate(targets),
-        hp.student_epochs,
-        hp.student_batch_size,
-        hp.student_learning_rate,
-        rng,
+        student, texts, np.concatenate(targets), hp.student_epochs, hp.student_batch_size, learning_rate, rng
     )
-    entry = {"stage": "query student", "layers": hp.query_student_layers, "texts": len(texts), "loss": losses}
+    entry = {"stage": "query student", "kind": student.kind, "texts": len(texts), "loss": losses}
+    if student.kind == LAYERS_STUDENT:
+        entry["layers"] = hp.query_student_layers
+    tables.query_inputs = torch.from_numpy(student.encode(tables.query_texts))
     for probe in probes:
-        vectors = torch.from_numpy(student.encode(probe.query_texts))
-        entry[f"dev_{probe.name}_cosine_to_teacher"] = round(float((vectors * probe.queries).sum(1).mean()), 4)
-        entry[f"dev_{probe.name}_teacher_queries"] = round(probe.mrr(*probe.encode(head, expand)), 4)
-        entry[f"dev_{probe.name}_student_queries"] = round(probe.mrr(*probe.encode(head, expand, vectors)), 4)
+        probe.query_inputs = torch.from_numpy(student.encode(probe.query_texts))
+        after = _cosine(probe.query_inputs.numpy(), probe.queries)
+        entry[f"dev_{probe.name}_cosine_to_teacher"] = [round(before[probe.name], 4), round(after, 4)]
     entry["seconds"] = round(time.time() - started, 1)
     log.info("lsr %s", entry)
     return student, entry
+
+
+def _cosine(vectors: np.ndarray, teacher: torch.Tensor) -> float:
+    return float((torch.from_numpy(np.asarray(vectors, np.float32)) * teacher).sum(1).mean())
 
 
 def head_optimizer(head: SparseHead, hp: LSRTraining) -> torch.optim.Optimizer:
@@ -376,25 +397,23 @@ def train(
     embeddings = word_embeddings(packaged_minilm_path())
     head = SparseHead(teacher.dim, embeddings, vocabulary.usable, lexical_queries=hp.query_encoder == LEXICAL_QUERIES)
     projector = teach_projector(head, tables, vocabulary, probes[0], hp, rng) if hp.projector_epochs else None
+    student, taught = None, []
+    if hp.query_student != NO_STUDENT:
+        student, entry = teach_query_student(teacher, tables, data, resources, probes, hp, rng)
+        taught.append(entry)
     best, history = fit(head, tables, vocabulary, probes, hp, rng)
-    if projector:
-        history.insert(1, projector)
+    history[1:1] = [entry for entry in (projector, *taught) if entry]
     best.restore(head)
     epoch_tag, mode = best.tag.split("|")
-    student = None
-    if hp.query_student_layers:
-        expand = mode == "expanded"
-        student, entry = teach_query_student(teacher, tables, data, resources, probes, head, expand, hp, rng)
-        history.append(entry)
     cuts = (*hp.query_cuts, vocabulary.size)
-    by_probe = {
-        probe.name: probe.query_cut_scores(
-            head,
-            mode == "expanded",
-            cuts,
-            None if student is None else torch.from_numpy(student.encode(probe.query_texts)),
+    by_probe = {probe.name: probe.query_cut_scores(head, mode == "expanded", cuts) for probe in probes}
+    # What the student costs: the chosen head over the teacher's own query vectors, which it did not train on.
+    teacher_queries = {
+        f"dev_{probe.name}_head_over_teacher_queries": round(
+            probe.mrr(*probe.encode(head, mode == "expanded", probe.queries)), 4
         )
         for probe in probes
+        if student is not None
     }
     cut_scores = {cut: float(np.mean([scores[cut] for scores in by_probe.values()])) for cut in cuts}
     query_terms = choose_query_cut(cut_scores, hp.query_cut_tolerance)
@@ -408,7 +427,8 @@ def train(
         expand_texts=mode == "expanded",
         query_terms=query_terms,
         query_encoder=hp.query_encoder,
-        query_student_layers=hp.query_student_layers,
+        query_student=hp.query_student,
+        query_student_layers=hp.query_student_layers if hp.query_student == LAYERS_STUDENT else 0,
     )
     folder = settings.model_dir(NAME)
     if save:
@@ -420,6 +440,7 @@ def train(
             "checkpoint": epoch_tag,
             "text_mode": mode,
             "query_terms": query_terms,
+            **teacher_queries,
             **{
                 f"dev_{name}_by_query_terms": {str(cut): round(score, 4) for cut, score in scores.items()}
                 for name, scores in by_probe.items()

@@ -30,7 +30,7 @@ def main() -> None:
     if retriever is None:
         raise SystemExit(service.load_errors.get((NAME, args.collection), f"no {NAME} index on {args.collection}"))
     query = Query(text=args.query)
-    vector = retriever.encode_query(query)
+    vector = retriever.encode_query(query, whole=True)
     terms = retriever.model.vocabulary.terms(vector.indices[np.argsort(-vector.data, kind="stable")])
     print(f"query {args.query!r}: {vector.nnz} non-zero terms; heaviest: {', '.join(terms[: args.top])}")
     for word in args.words:

@@ -14,6 +14,7 @@ from mmr.index import IndexMismatchError, IndexParams
 from mmr.methods.lsr.dev import DevProbe, postings_per_query
 from mmr.methods.lsr.head import (
     SparseHead,
+    TermSubsetHead,
     Vocabulary,
     distillation_loss,
     expansion_off_probability,
@@ -429,6 +430,40 @@ def test_batched_text_search_matches_one_query_at_a_time(vocabulary, tmp_path):
         [h.doc_id for h in retriever.search(Query(text=q.text + " "), k=3)] for q in queries
     ]
     assert all(vector.nnz == 1 for vector in retriever.encode_text_queries([q.text for q in queries]))
+
+
+def test_the_head_on_a_subset_of_terms_weighs_each_of_them_as_the_whole_head_does(vocabulary):
+    head = _head(vocabulary, bias=0.5)
+    dense = torch.randn(3, 8)
+    terms = np.array([0, *_ids(vocabulary, ["red", "flower", "dog"])])  # [PAD] is unusable: dropped
+    whole, part = head(dense).detach(), TermSubsetHead(head, terms)(dense)
+    kept = torch.from_numpy(terms[1:])
+    assert part.shape == whole.shape and (part[:, kept] > 0).any()
+    torch.testing.assert_close(part[:, kept], whole[:, kept])
+    outside = torch.ones(vocabulary.size, dtype=torch.bool)
+    outside[kept] = False
+    assert not part[:, outside].any()
+    allowed = vocabulary.mask(vocabulary.own_terms(["red dog", "flower", "big"]))
+    torch.testing.assert_close(TermSubsetHead(head, terms)(dense, allowed), part * allowed)
+
+
+def test_an_expanded_query_searches_the_index_terms_alone_and_finds_what_its_whole_vector_finds(vocabulary, tmp_path):
+    texts = ("a red flower", "a big dog", "blue house", "red house", "small cat")
+    retriever, _ = _text_retriever(vocabulary, tmp_path, texts)
+    from dataclasses import replace
+
+    retriever.model.config = replace(retriever.model.config, expand_texts=True)  # queries expand; documents do not
+    held = set(np.flatnonzero(retriever.index.document_frequency))
+    for text in ("red dog", "a blue cat", "tree"):
+        searched, whole = retriever.encode_query(Query(text=text)), retriever.encode_query(Query(text=text), True)
+        assert set(searched.indices) == held & set(whole.indices) and set(whole.indices) - held  # expanded
+        torch.testing.assert_close(searched.toarray()[0, searched.indices], whole.toarray()[0, searched.indices])
+        expected = retriever.index.search_exact(whole, 3)
+        assert [(h.doc_id, round(h.score, 5)) for h in retriever.search(Query(text=text), k=3)] == [
+            (h.doc_id, round(h.score, 5)) for h in expected
+        ]
+        hit = expected[0].doc_id
+        assert retriever.explain(Query(text=text), hit)["score"] == pytest.approx(expected[0].score, rel=1e-5)
 
 
 def test_model_roundtrip_and_stale_teacher_is_detected(vocabulary, tmp_path):

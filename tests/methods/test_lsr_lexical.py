@@ -135,7 +135,7 @@ def test_the_dev_probe_scores_lexical_queries_as_the_retriever_builds_them(vocab
     model = _lexical_model(vocabulary, TextsForbidden())
     probe = DevProbe.__new__(DevProbe)  # the probe's tensors by hand, without a collection on disk
     probe.vocabulary = vocabulary
-    probe.queries = torch.zeros(2, 8)  # a lexical query never reads its teacher vector
+    probe.queries = probe.query_inputs = torch.zeros(2, 8)  # a lexical query never reads its teacher vector
     probe.query_terms = vocabulary.own_terms(["a red flower", "big dog"])
     probe.documents = torch.randn(3, 8)
     probe.document_terms = [None, None, None]

@@ -113,6 +113,30 @@ class SparseHead(nn.Module):
         return torch.log1p(torch.relu(self.query_weights)) * self.usable
 
 
+class TermSubsetHead:
+    """The head's output on a fixed subset of the vocabulary (the terms an index holds), at a fraction of the
+    decoder's work: each of those terms gets exactly the weight the whole head gives it, and a query term no
+    document holds could not change any score. The decoder's rows are 30,522 x 384 floats, 47 MB read for
+    every query; a collection's documents hold a fraction of the terms."""
+
+    def __init__(self, head: SparseHead, terms: np.ndarray):
+        terms = np.asarray(terms, dtype=np.int64)
+        self.terms = terms[head.usable[torch.from_numpy(terms)].numpy()] if len(terms) else terms
+        self.vocab_size = head.decoder.out_features
+        self.project, self.norm = head.project, head.norm
+        rows = torch.from_numpy(self.terms)
+        self.weight = head.decoder.weight.detach()[rows].contiguous()
+        self.bias = head.decoder.bias.detach()[rows].contiguous()
+
+    @torch.inference_mode()
+    def __call__(self, dense: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor:
+        """(n, vocab) weights, zero outside the subset; ``allowed`` as ``SparseHead.forward`` takes it."""
+        logits = torch.nn.functional.linear(self.norm(self.project(dense)), self.weight, self.bias)
+        weights = torch.zeros(len(dense), self.vocab_size)
+        weights[:, torch.from_numpy(self.terms)] = torch.log1p(torch.relu(logits))
+        return weights if allowed is None else weights * allowed
+
+
 def expansion_off_probability(step: int, total_steps: int, anneal_fraction: float = 0.95, floor: float = 0.0) -> float:
     """P(texts restricted to their own tokens) at ``step``: linear from 1 to 0 over ``anneal_fraction``
     (the paper's schedule), never below ``floor``."""

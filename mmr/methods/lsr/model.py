@@ -16,7 +16,7 @@ import scipy.sparse as sp
 import torch
 
 from mmr.encoders.efficientnet import ImageFeatures
-from mmr.methods.lsr.head import SparseHead, Vocabulary
+from mmr.methods.lsr.head import SparseHead, TermSubsetHead, Vocabulary
 from mmr.methods.lsr.student import NO_STUDENT, STUDENT_DIR, QueryStudent, StaticQueryStudent, load_student
 from mmr.retrievers.base import Resources
 from mmr.retrievers.trained import DualEncoderModel
@@ -77,15 +77,21 @@ class LSRModel:
 
     @torch.inference_mode()
     def sparsify(
-        self, dense: np.ndarray, own_terms: Sequence[np.ndarray] | None = None, batch_size: int = 256
+        self,
+        dense: np.ndarray,
+        own_terms: Sequence[np.ndarray] | None = None,
+        batch_size: int = 256,
+        head: TermSubsetHead | None = None,
     ) -> sp.csr_matrix:
-        """Head over teacher vectors; ``own_terms`` restricts each row to those terms."""
+        """Head over teacher vectors; ``own_terms`` restricts each row to those terms, ``head`` (the head on
+        the terms an index holds) to the terms a search can use."""
         dense = np.asarray(dense, np.float32)
+        head = head or self.head
         parts = []
         for start in range(0, len(dense), batch_size):
             rows = torch.from_numpy(dense[start : start + batch_size])
             allowed = None if own_terms is None else self.vocabulary.mask(own_terms[start : start + batch_size])
-            parts.append(sp.csr_matrix(self.head(rows, allowed).numpy()))
+            parts.append(sp.csr_matrix(head(rows, allowed).numpy()))
         if not parts:
             return sp.csr_matrix((0, self.config.vocab_size), dtype=np.float32)
         return sp.vstack(parts, format="csr", dtype=np.float32)
@@ -95,13 +101,14 @@ class LSRModel:
         own = None if expand else self.vocabulary.own_terms(texts)
         return self.sparsify(self.teacher.encode_texts(list(texts)), own)
 
-    def encode_queries(self, texts: Sequence[str]) -> sp.csr_matrix:
-        """Text queries as searched: through the teacher (or its query student) and the head, or (lexical)
-        their own terms alone."""
-        if self.student is not None:
-            return self.sparsify(self.student.encode(list(texts)))
+    def encode_queries(self, texts: Sequence[str], head: TermSubsetHead | None = None) -> sp.csr_matrix:
+        """Text queries as searched: through the teacher (or its query student) and the head (``head``: only on
+        the terms an index holds), kept to their own terms where texts do not expand; or (lexical) their own
+        terms alone."""
         if self._term_weights is None:
-            return self.encode_texts(texts)
+            encode = self.teacher.encode_texts if self.student is None else self.student.encode
+            own = None if self.config.expand_texts else self.vocabulary.own_terms(texts)
+            return self.sparsify(encode(list(texts)), own, head=head)
         rows = []
         for terms in self.vocabulary.own_terms(list(texts)):
             weights = self._term_weights[terms]
@@ -116,11 +123,15 @@ class LSRModel:
     def encode_images(self, features: ImageFeatures) -> sp.csr_matrix:
         return self.sparsify(self.teacher.encode_images(features))  # images always expand
 
-    def encode_image_queries(self, features: ImageFeatures) -> sp.csr_matrix:
+    def encode_image_queries(self, features: ImageFeatures, head: TermSubsetHead | None = None) -> sp.csr_matrix:
         """Image queries as searched: the query student, where there is one, encodes the verbalisation."""
         if self.student is None or not hasattr(self.teacher, "verbalisations"):
-            return self.encode_images(features)
-        return self.sparsify(self.teacher.encode_images(features, encode_words=self.student.encode))
+            return self.sparsify(self.teacher.encode_images(features), head=head)
+        return self.sparsify(self.teacher.encode_images(features, encode_words=self.student.encode), head=head)
+
+    def head_on(self, terms: np.ndarray) -> TermSubsetHead | None:
+        """The head on ``terms`` alone, for queries; None where queries do not go through the head (lexical)."""
+        return TermSubsetHead(self.head, terms) if self._term_weights is None else None
 
     def save(self, folder: Path) -> None:
         from safetensors.torch import save_file

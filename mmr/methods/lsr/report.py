@@ -1,5 +1,7 @@
 """What the sparse retriever costs and keeps, measured on a benchmark split (``mmr evaluate`` prints it).
 
+Queries are measured as they are searched: weights only on the terms some document of the index holds.
+
 - sparsity: non-zero terms per query and per document (by modality);
 - work: postings in the query's posting lists (what an exhaustive term-at-a-time traversal of the
   inverted index scores) against every non-zero of the collection (what scoring all documents against

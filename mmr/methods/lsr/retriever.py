@@ -42,7 +42,9 @@ class LSRRetriever(Retriever):
         self.model = model
         self.index = index
         self.texts = texts or {}  # document texts, to show a text document's words whole (explain)
-        self._queries: OrderedDict[str, sp.csr_matrix] = OrderedDict()
+        # Searching needs a query's weights only on the terms some document holds; explain() shows the whole query.
+        self._search_head = model.head_on(np.flatnonzero(index.document_frequency))
+        self._queries: OrderedDict[tuple[str, bool], sp.csr_matrix] = OrderedDict()
         self._lock = threading.Lock()
 
     @classmethod
@@ -109,32 +111,34 @@ class LSRRetriever(Retriever):
         index = SparseIndex.load(folder, cls.params_for(corpus, resources), hint)
         return cls(resources, LSRModel.load(cls.model_folder(resources), resources), index, _texts(corpus))
 
-    def encode_query(self, query: Query) -> sp.csr_matrix:
+    def encode_query(self, query: Query, whole: bool = False) -> sp.csr_matrix:
+        """The query as searched (its weights on the terms the index holds), or ``whole``: on every term."""
         key = query.key if query.image is None or query.image_sha else None
+        head = None if whole else self._search_head
         with self._lock:
-            if key is not None and key in self._queries:
-                self._queries.move_to_end(key)
-                return self._queries[key]
+            if key is not None and (key, whole) in self._queries:
+                self._queries.move_to_end((key, whole))
+                return self._queries[(key, whole)]
         parts = []
         if query.text:
-            parts.append(self.model.encode_queries([query.text]))
+            parts.append(self.model.encode_queries([query.text], head))
         if query.image is not None:
             encoder = self.resources.encoder(IMAGE_ENCODER)
             features = encoder.features([query.image], keep_grid=self.model.needs_grid)
-            parts.append(self.model.encode_image_queries(features))
+            parts.append(self.model.encode_image_queries(features, head))
         if not parts:
             raise ValueError("a query needs text or an image")
         vector = prune_row(sp.csr_matrix(sum(parts[1:], parts[0]), dtype=np.float32), self.model.config.query_terms)
         if key is not None:
             with self._lock:
-                self._queries[key] = vector
+                self._queries[(key, whole)] = vector
                 while len(self._queries) > QUERY_CACHE_SIZE:
                     self._queries.popitem(last=False)
         return vector
 
     def encode_text_queries(self, texts: list[str]) -> list[sp.csr_matrix]:
-        """Text queries encoded in one batch (the benchmark): pruned exactly as ``encode_query`` prunes."""
-        matrix = self.model.encode_queries(texts)
+        """Text queries encoded in one batch (the benchmark): as ``encode_query`` encodes them for a search."""
+        matrix = self.model.encode_queries(texts, self._search_head)
         return [prune_row(matrix[row], self.model.config.query_terms) for row in range(matrix.shape[0])]
 
     def search(self, query: Query, k: int = 10) -> list[Hit]:
@@ -153,7 +157,7 @@ class LSRRetriever(Retriever):
         if doc_id not in self.index:
             return None
         return explain_match(
-            self.encode_query(query),
+            self.encode_query(query, whole=True),
             self.index.vector(doc_id),
             self.model.vocabulary,
             query_text=query.text,

@@ -43,7 +43,7 @@ class LSRRetriever(Retriever):
         self.index = index
         self.texts = texts or {}  # document texts, to show a text document's words whole (explain)
         # Searching needs a query's weights only on the terms some document holds; explain() shows the whole query.
-        self._search_head = model.head_on(np.flatnonzero(index.document_frequency))
+        self.search_head = model.head_on(np.flatnonzero(index.document_frequency))
         self._queries: OrderedDict[tuple[str, bool], sp.csr_matrix] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -114,7 +114,7 @@ class LSRRetriever(Retriever):
     def encode_query(self, query: Query, whole: bool = False) -> sp.csr_matrix:
         """The query as searched (its weights on the terms the index holds), or ``whole``: on every term."""
         key = query.key if query.image is None or query.image_sha else None
-        head = None if whole else self._search_head
+        head = None if whole else self.search_head
         with self._lock:
             if key is not None and (key, whole) in self._queries:
                 self._queries.move_to_end((key, whole))
@@ -138,7 +138,7 @@ class LSRRetriever(Retriever):
 
     def encode_text_queries(self, texts: list[str]) -> list[sp.csr_matrix]:
         """Text queries encoded in one batch (the benchmark): as ``encode_query`` encodes them for a search."""
-        matrix = self.model.encode_queries(texts, self._search_head)
+        matrix = self.model.encode_queries(texts, self.search_head)
         return [prune_row(matrix[row], self.model.config.query_terms) for row in range(matrix.shape[0])]
 
     def search(self, query: Query, k: int = 10) -> list[Hit]:

@@ -36,7 +36,8 @@ def main() -> None:
     from mmr.config import Settings
     from mmr.methods.lsr.dev import dev_probes
     from mmr.methods.lsr.model import LSRModel
-    from mmr.methods.lsr.training import LSRTraining, teach_query_student, teacher_tables
+    from mmr.methods.lsr.tables import teacher_tables
+    from mmr.methods.lsr.training import LSRTraining, teach_query_student
     from mmr.retrievers.base import Resources
     from mmr.training.common import seed_everything
     from mmr.training.data import load_training_data, unlabelled_wordnet_pairs

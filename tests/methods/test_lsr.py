@@ -33,7 +33,8 @@ from mmr.methods.lsr.report import (
     top_terms_own_share,
 )
 from mmr.methods.lsr.retriever import LSRRetriever, explain_match
-from mmr.methods.lsr.training import LSRTraining, TeacherTables, choose_query_cut, train_epoch
+from mmr.methods.lsr.tables import TeacherTables
+from mmr.methods.lsr.training import LSRTraining, choose_query_cut, train_epoch
 from mmr.methods.lsr.words import Word, words_of
 from mmr.retrievers.base import Resources
 from mmr.training.common import Manifest

@@ -15,7 +15,7 @@ from mmr.methods.lsr.projector import (
     projection_targets,
     reconstruction_loss,
 )
-from mmr.methods.lsr.training import TeacherTables
+from mmr.methods.lsr.tables import TeacherTables
 
 WORDS = ["a", "red", "blue", "flower", "cat", "dog", "house", "tree", "big", "small", "##s", ".", "the"]
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import nn
 
@@ -114,27 +115,37 @@ class SparseHead(nn.Module):
 
 
 class TermSubsetHead:
-    """The head's output on a fixed subset of the vocabulary (the terms an index holds), at a fraction of the
-    decoder's work: each of those terms gets exactly the weight the whole head gives it, and a query term no
-    document holds could not change any score. The decoder's rows are 30,522 x 384 floats, 47 MB read for
-    every query; a collection's documents hold a fraction of the terms."""
+    """The head's output on a fixed subset of the vocabulary (the terms an index holds), for one query at a time.
+
+    Each of those terms gets the weight the whole head gives it (up to float rounding), and a query term no
+    document holds could not change any score. It runs in numpy: for a single row, torch's float32
+    matrix-vector product over the decoder (22,103 x 384 on the stamps) took 4.0 ms on the 2-core machine and
+    numpy's 1.1 ms; the sparse row is built from the positive weights directly, without the 30,522-wide row."""
 
     def __init__(self, head: SparseHead, terms: np.ndarray):
         terms = np.asarray(terms, dtype=np.int64)
-        self.terms = terms[head.usable[torch.from_numpy(terms)].numpy()] if len(terms) else terms
+        self.terms = terms[head.usable.numpy()[terms]] if len(terms) else terms  # ascending, as given
         self.vocab_size = head.decoder.out_features
-        self.project, self.norm = head.project, head.norm
         rows = torch.from_numpy(self.terms)
-        self.weight = head.decoder.weight.detach()[rows].contiguous()
-        self.bias = head.decoder.bias.detach()[rows].contiguous()
+        as_array = lambda tensor: np.ascontiguousarray(tensor.detach().numpy(), dtype=np.float32)  # noqa: E731
+        self.project_weight, self.project_bias = as_array(head.project.weight.T), as_array(head.project.bias)
+        self.norm_weight, self.norm_bias, self.eps = as_array(head.norm.weight), as_array(head.norm.bias), head.norm.eps
+        self.weight, self.bias = as_array(head.decoder.weight[rows].T), as_array(head.decoder.bias[rows])
 
-    @torch.inference_mode()
-    def __call__(self, dense: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor:
-        """(n, vocab) weights, zero outside the subset; ``allowed`` as ``SparseHead.forward`` takes it."""
-        logits = torch.nn.functional.linear(self.norm(self.project(dense)), self.weight, self.bias)
-        weights = torch.zeros(len(dense), self.vocab_size)
-        weights[:, torch.from_numpy(self.terms)] = torch.log1p(torch.relu(logits))
-        return weights if allowed is None else weights * allowed
+    def sparse(self, dense: np.ndarray, own_terms: Sequence[np.ndarray] | None = None) -> sp.csr_matrix:
+        """(n, vocab) CSR rows of term weights; ``own_terms`` keeps row i to those terms (no expansion)."""
+        hidden = np.asarray(dense, np.float32) @ self.project_weight + self.project_bias
+        centred = hidden - hidden.mean(axis=1, keepdims=True)
+        hidden = centred / np.sqrt((centred**2).mean(axis=1, keepdims=True) + self.eps)
+        logits = (hidden * self.norm_weight + self.norm_bias) @ self.weight + self.bias
+        weights = np.log1p(np.maximum(logits, 0.0))
+        if own_terms is not None:
+            for row, terms in enumerate(own_terms):
+                weights[row, ~np.isin(self.terms, terms)] = 0.0
+        rows, columns = np.nonzero(weights)
+        return sp.csr_matrix(
+            (weights[rows, columns], (rows, self.terms[columns])), shape=(len(weights), self.vocab_size)
+        )
 
 
 def expansion_off_probability(step: int, total_steps: int, anneal_fraction: float = 0.95, floor: float = 0.0) -> float:

@@ -86,12 +86,14 @@ class LSRModel:
         """Head over teacher vectors; ``own_terms`` restricts each row to those terms, ``head`` (the head on
         the terms an index holds) to the terms a search can use."""
         dense = np.asarray(dense, np.float32)
-        head = head or self.head
         parts = []
         for start in range(0, len(dense), batch_size):
-            rows = torch.from_numpy(dense[start : start + batch_size])
-            allowed = None if own_terms is None else self.vocabulary.mask(own_terms[start : start + batch_size])
-            parts.append(sp.csr_matrix(head(rows, allowed).numpy()))
+            own = None if own_terms is None else own_terms[start : start + batch_size]
+            if head is not None:
+                parts.append(head.sparse(dense[start : start + batch_size], own))
+                continue
+            allowed = None if own is None else self.vocabulary.mask(own)
+            parts.append(sp.csr_matrix(self.head(torch.from_numpy(dense[start : start + batch_size]), allowed).numpy()))
         if not parts:
             return sp.csr_matrix((0, self.config.vocab_size), dtype=np.float32)
         return sp.vstack(parts, format="csr", dtype=np.float32)

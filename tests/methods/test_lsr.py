@@ -464,6 +464,15 @@ def test_an_expanded_query_searches_the_index_terms_alone_and_finds_what_its_who
         ]
         hit = expected[0].doc_id
         assert retriever.explain(Query(text=text), hit)["score"] == pytest.approx(expected[0].score, rel=1e-5)
+    # with a query cut, the whole query's heaviest terms include some no document holds: the explanation's
+    # shared words still add up to the hit's score, and its query words are the whole query's
+    retriever.model.config = replace(retriever.model.config, query_terms=3)
+    query = Query(text="red dog ")
+    hit = retriever.search(query, k=1)[0]
+    explanation = retriever.explain(query, hit.doc_id)
+    assert explanation["score"] == pytest.approx(hit.score, rel=1e-5)
+    whole = retriever.encode_query(query, whole=True)
+    assert whole.nnz == 3 and set(whole.indices) - held  # the cut whole query reaches beyond the index
 
 
 def test_model_roundtrip_and_stale_teacher_is_detected(vocabulary, tmp_path):

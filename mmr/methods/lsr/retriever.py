@@ -159,11 +159,12 @@ class LSRRetriever(Retriever):
         if doc_id not in self.index:
             return None
         return explain_match(
-            self.encode_query(query, whole=True),
+            self.encode_query(query),
             self.index.vector(doc_id),
             self.model.vocabulary,
             query_text=query.text,
             document_text=self.texts.get(doc_id),
+            whole_query=self.encode_query(query, whole=True),
         )
 
 
@@ -174,10 +175,14 @@ def explain_match(
     limit: int = EXPLAIN_TERMS,
     query_text: str | None = None,
     document_text: str | None = None,
+    whole_query: sp.csr_matrix | None = None,
 ) -> dict:
     """The shared words by their share of the score q.d, and each side's heaviest words (mmr.methods.lsr.words:
-    pieces of a word of the text joined, punctuation and stop words summed into a remainder)."""
+    pieces of a word of the text joined, punctuation and stop words summed into a remainder). ``query`` is the
+    query as searched, so the shared words add up to the hit's score; the query's heaviest words are listed from
+    ``whole_query`` where given (every term, those no document holds too)."""
     query, document = sp.csr_matrix(query), sp.csr_matrix(document)
+    whole_query = query if whole_query is None else sp.csr_matrix(whole_query)
     shared_ids, q_at, d_at = np.intersect1d(query.indices, document.indices, return_indices=True)
     contributions = query.data[q_at] * document.data[d_at]
     by_term = {
@@ -200,11 +205,11 @@ def explain_match(
     return {
         "method": NAME,
         "score": float(contributions.sum()),
-        "query_terms": _top_words(query, vocabulary, query_text, limit),
+        "query_terms": _top_words(whole_query, vocabulary, query_text, limit),
         "document_terms": _top_words(document, vocabulary, document_text, limit),
         "shared_terms": shared[:limit],
         "other_shared": {"terms": len(rest), "contribution": float(sum(by_term[t][2] for t in rest))},
-        "query_nonzeros": int(query.nnz),
+        "query_nonzeros": int(whole_query.nnz),
         "document_nonzeros": int(document.nnz),
     }
 

@@ -271,6 +271,9 @@ def test_dev_probe_restricts_text_documents_but_not_images_and_scores_like_brute
     assert cut_scores[vocabulary.size] == pytest.approx(probe.mrr(queries, documents))
     scores = probe.score(head)
     assert set(scores) >= {"dev_toy_expanded", "dev_toy_own_tokens", "toy_expanded_postings_per_query"}
+    # own tokens only: a query's heaviest term can only be its own
+    assert scores["toy_own_tokens_heaviest_term_own"] == 1.0
+    assert 0 < scores["toy_expanded_longest_1pct_lists_share"] <= 1
     # each mode reports its own documents: the texts carry every usable term only when they expand
     assert scores["toy_expanded_document_nonzeros"] > scores["toy_own_tokens_document_nonzeros"]
 

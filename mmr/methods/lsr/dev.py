@@ -19,6 +19,7 @@ from mmr.config import Settings
 from mmr.corpus.splits import load_benchmark
 from mmr.methods.lsr.head import SparseHead, Vocabulary, document_mask
 from mmr.methods.lsr.model import DOCUMENT_TERMS, keep_heaviest, prune_rows
+from mmr.methods.lsr.report import heaviest_term_is_own, longest_lists_share
 from mmr.retrievers.base import Resources
 from mmr.retrievers.trained import IMAGE_ENCODER, DualEncoderModel
 from mmr.training.data import mrr_at_10, mrr_at_10_of_scores
@@ -95,6 +96,11 @@ class DevProbe:
             results[f"{self.name}_{mode}_query_nonzeros"] = round(float((queries > 0).sum(1).float().mean()), 1)
             results[f"{self.name}_{mode}_document_nonzeros"] = round(float((documents > 0).sum(1).float().mean()), 1)
             results[f"{self.name}_{mode}_postings_per_query"] = round(postings_per_query(queries, documents), 1)
+            # the paper's two problems, as `mmr evaluate`'s sparse report measures them (report.py)
+            lists = (documents > 0).sum(dim=0).numpy()
+            results[f"{self.name}_{mode}_longest_1pct_lists_share"] = round(longest_lists_share(lists, 0.01), 3)
+            rows = [sp.csr_matrix(row.numpy()) for row in queries]
+            results[f"{self.name}_{mode}_heaviest_term_own"] = round(heaviest_term_is_own(rows, self.query_terms), 3)
         results[f"{self.name}_dense_multiply_adds"] = int(self.documents.numel())
         return results
 

@@ -122,6 +122,10 @@ def _blas_threads():
     return ThreadpoolController()
 
 
+def _array(tensor: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(tensor.detach().cpu().numpy(), dtype=np.float32)
+
+
 class TermSubsetHead:
     """The head's output on a fixed subset of the vocabulary (the terms an index holds), for one query at a time.
 
@@ -135,10 +139,9 @@ class TermSubsetHead:
         self.terms = terms[head.usable.numpy()[terms]] if len(terms) else terms  # ascending, as given
         self.vocab_size = head.decoder.out_features
         rows = torch.from_numpy(self.terms)
-        as_array = lambda tensor: np.ascontiguousarray(tensor.detach().numpy(), dtype=np.float32)  # noqa: E731
-        self.project_weight, self.project_bias = as_array(head.project.weight.T), as_array(head.project.bias)
-        self.norm_weight, self.norm_bias, self.eps = as_array(head.norm.weight), as_array(head.norm.bias), head.norm.eps
-        self.weight, self.bias = as_array(head.decoder.weight[rows].T), as_array(head.decoder.bias[rows])
+        self.project_weight, self.project_bias = _array(head.project.weight.T), _array(head.project.bias)
+        self.norm_weight, self.norm_bias, self.eps = _array(head.norm.weight), _array(head.norm.bias), head.norm.eps
+        self.weight, self.bias = _array(head.decoder.weight[rows].T), _array(head.decoder.bias[rows])
 
     def sparse(self, dense: np.ndarray, own_terms: Sequence[np.ndarray] | None = None) -> sp.csr_matrix:
         """(n, vocab) CSR rows of term weights; ``own_terms`` keeps row i to those terms (no expansion)."""

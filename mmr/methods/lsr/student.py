@@ -236,7 +236,7 @@ class StaticQueryStudent(nn.Module):
 
 
 def load_student(folder: Path) -> QueryStudent | StaticQueryStudent:
-    """The student saved in ``folder``, of the kind its settings name (a layers student saved before kinds
-    existed names none)."""
+    """The student saved in ``folder``, of the kind its settings name (a student saved before there were kinds
+    names none, and is a layers student)."""
     kind = json.loads((folder / SETTINGS_FILE).read_text()).get("kind", LAYERS_STUDENT)
     return {LAYERS_STUDENT: QueryStudent, STATIC_STUDENT: StaticQueryStudent}[kind].load(folder)

@@ -195,3 +195,28 @@ def test_a_model_with_a_student_never_runs_the_teachers_text_side_for_a_query(un
     assert abs(loaded.encode_queries(["a red flower", "big dog"]) - queries).max() < 1e-6
     with pytest.raises(ValueError, match="query student"):
         LSRModel(config, head, vocabulary, univl_teacher, None)
+
+
+def test_the_training_stage_teaches_a_student_and_sets_what_the_head_will_read():
+    """`teach_query_student` (the stage `mmr train lsr --set query_student=static` runs): the head then reads
+    the student's vectors of every training and dev query, not the teacher's."""
+    from types import SimpleNamespace
+
+    from mmr.methods.lsr.tables import TeacherTables
+    from mmr.methods.lsr.training import LSRTraining, teach_query_student
+    from tests.methods.test_lsr import FakeTeacher
+
+    teacher = FakeTeacher()  # no verbalisations: only the queries are taught
+    texts = ["a red flower", "big dog", "blue house", "small cat", "a tree"]
+    queries = torch.from_numpy(teacher.encode_texts(texts))
+    tables = TeacherTables(queries, [], queries, [], np.arange(5), np.arange(5), query_texts=texts)
+    probe = SimpleNamespace(name="toy", query_texts=["red dog", "a house"])
+    probe.queries = probe.query_inputs = torch.from_numpy(teacher.encode_texts(probe.query_texts))
+    hp = LSRTraining(query_student="static", student_epochs=2, student_batch_size=2)
+    student, entry = teach_query_student(teacher, tables, None, None, [probe], hp, np.random.default_rng(0))
+    np.testing.assert_allclose(tables.query_inputs.numpy(), student.encode(texts), atol=1e-6)
+    np.testing.assert_allclose(probe.query_inputs.numpy(), student.encode(probe.query_texts), atol=1e-6)
+    assert probe.query_inputs is not probe.queries
+    assert entry["kind"] == "static" and entry["texts"] == 5 and len(entry["loss"]) == 2
+    _, after = entry["dev_toy_cosine_to_teacher"]
+    assert after > 0.9  # the teacher here is a sum of word vectors, which a token table can nearly copy

@@ -52,14 +52,13 @@ STAGES = StageSettings(
     batch_size=64,  # MARVEL's
     visual_lr=3e-5,
     word_lr=2e-4,
-    visual_epochs=1.0,  # dev MRR@10 .164 -> .211 (1e-3 for everything wrecked it: .009)
+    visual_epochs=1.0,  # one epoch of the visual module alone helped dev; one learning rate for all wrecked it
     lm_lr=3e-5,
-    dpr_epochs=0.25,  # at 0.5 epochs each, DPR and ANCE moved dev by -.004 / +.001: kept short
+    dpr_epochs=0.25,  # longer DPR and ANCE stages moved dev by no more than noise: kept short
     ance_epochs=0.25,
     trainable_layers=2,
 )
-# The training data as it is. The stamp repeats that won for dense-inbatch tied here: with `--set
-# stamp_repeats=5` the mean dev MRR@10 of both settings was .296 against .292 (docs/findings.md).
+# The training data as it is: the stamp repeats that won for dense-inbatch tied here (docs/findings.md).
 SERVED_DATA = GridDataOptions(stamp_repeats=1)
 
 

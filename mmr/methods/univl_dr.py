@@ -56,13 +56,12 @@ log = logging.getLogger(__name__)
 
 NAME, INBATCH_NAME = "univl-dr", "dense-inbatch"
 TEXT_ENCODER = "minilm-l6"  # the verbaliser's class names come from the shared, frozen copy's registry
-# Borrowed captions (encoders/neighbours.py) on the image side: before them, stamps dev MRR@10 was .228 (mean of
-# both settings .300) for stage 1 and .212 (.292) after stage 2; with 5 neighbours at weight 0.5, .285 (.331) and
-# .243 (.311). The 5 and the 0.5 come from a dev probe of the untrained sum (scripts/borrowed_captions_probe.py).
+# Borrowed captions (encoders/neighbours.py) on the image side: the one lever that moved dev; 5 neighbours at
+# weight 0.5 from a dev probe of the untrained sum (docs/findings.md, "How the dense methods' settings were chosen").
 MODEL = UniVLConfig(borrowed_neighbours=5)
 # Stage 1 starts with the text tower frozen: CLIP arrives aligned, our image head does not (see train_inbatch).
-# The head starts at zero (the verbalisation alone) and must move gently: at lr 1e-3 stamps dev MRR@10 fell from
-# .173 after one epoch to .111 after 20 as it fitted openclipart's titles; 1e-4 is where it still helps.
+# The head starts at zero (the verbalisation alone) and must move gently: at 1e-3 it fitted openclipart's titles
+# and dev fell; 1e-4 is where it still helps.
 # Both stop early on dev: an epoch of stage 1 proper (the text tower too) costs ~90 s on 2 cores, and the
 # epochs an early stop cut were never the ones kept (docs/findings.md, "Time").
 STAGE1_HEAD = StageSettings(epochs=8, lr_head=1e-4, patience=3)
@@ -70,21 +69,13 @@ STAGE1 = StageSettings(epochs=4, lr_text=3e-5, lr_head=3e-4, patience=1)
 # Checkpoints are chosen on the mean dev MRR@10 of both settings: images only (the stamps, as the other
 # methods) and mixed (stamps + WordNet glosses), the universal retrieval UniVL-DR is built for.
 DEV_SETS = (("stamps", "images"), ("mixed", "mixed"))
-# Stage 2 trains what stage 1 kept trainable: stage 1's dev scores chose the frozen text tower (fine-tuning
-# MiniLM lowered stamps dev .189 -> .157), and so did stage 2's (with the text tower at lr 1e-5 too, stamps
-# dev fell .214 -> .176 after one epoch of hard negatives, commit c8c582d's model). Head only, the mean dev
-# MRR@10 of both settings was .286 (stamps .203, mixed .369) against .279 (stamps .176, mixed .382), both
-# before the stamp repeats (SERVED_DATA).
-# With borrowed captions the gentler head won: from the stage-1 model of commit 10bd9e7, head lr 3e-5 kept stamps
-# / mixed dev .274 / .383 (mean .328) against .243 / .379 (.311) at 1e-4 (`scripts/univl_stage2_variants.py`).
-# Before them the two tied (.293 vs .292) and 1e-4 stayed. On a fresh clone (2 more pool images) stage 2 at 3e-5
-# kept .257 against its stage 1's .266 (README, "Retrained from a fresh clone").
+# Stage 2 trains what stage 1 kept trainable (the head; fine-tuning the text tower lowered dev in both stages),
+# at the gentler head learning rate that won on dev once borrowed captions came in (docs/findings.md).
 STAGE2 = StageSettings(epochs=3, lr_head=3e-5)
 STAGE2_HEAD_ONLY = True
 # Negatives come from the stage-1 model's ranks 30-200, not the paper's top 100: near-duplicate clip art the
-# qrels do not mark can sit at the top, and would be pushed away as negatives. From the stage-1 model trained
-# with the stamp repeats, the dev mean was .292 for ranks 30-200 against .284 for 0-100 and .288 for 10-100;
-# before the repeats the windows tied (.286). `scripts/univl_stage2_variants.py` reruns them (docs/findings.md).
+# qrels do not mark can sit at the top, and would be pushed away as negatives. The window won on dev
+# (`scripts/univl_stage2_variants.py`, docs/findings.md).
 MINING_RANKS = (30, 200)
 SERVED_DATA = DataOptions()  # stamp pairs five times per epoch; the other options only in exploratory runs
 

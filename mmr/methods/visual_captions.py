@@ -16,11 +16,8 @@ from mmr.encoders.neighbours import CaptionPool, NeighbourCaptioner
 from mmr.methods.visual_states import TrainingTable
 from mmr.retrievers.base import Resources
 
-# Captions in an image document's caption text. The MARVEL model served before borrowed captions (trained
-# on image-only documents), scored with each caption and no further training, gave stamps dev MRR@10 .270
-# with 3 borrowed captions, .258 with 5, against .212 image-only and .220 for the top 5 ImageNet class
-# names (CIEA's caption before): the caption holds 24 wordpieces, which more captions overflow.
-# `scripts/borrowed_captions_probe.py --visual-token-model marvel` reruns that on the MARVEL model present.
+# Captions in an image document's caption text: 3 beat 5 on dev, since the caption holds 24 wordpieces and more
+# captions overflow it (`scripts/borrowed_captions_probe.py --visual-token-model marvel`, docs/findings.md).
 BORROWED_CAPTIONS = 3
 SAVED_KEY = "borrowed_captions"  # in the model's saved settings: how many captions its documents carry
 TEXT_ENCODER = "minilm-l6"  # embeds the pool's captions (weights only; these models read the caption text)

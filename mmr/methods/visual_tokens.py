@@ -46,10 +46,10 @@ class VisualModule(nn.Module):
     soft ImageNet class put into the language model's word space.
 
     Why the second term: MARVEL's patches are CLIP states, already aligned with language, and a linear map
-    suffices. EfficientNet's cells are not, and ~3,000 noisy pairs teach a linear map little (dev MRR@10
-    .04 after a CPU-budget stage 1). The frozen classifier applied to a cell, softmax(fc(cell) / T), weighting
-    a table of class-name word embeddings makes each visual token start as the word for what the cell shows
-    (dev .16 before any training). The table is trained with the linear map; the classifier stays frozen.
+    suffices. EfficientNet's cells are not, and ~3,000 noisy pairs teach a linear map little. The frozen
+    classifier applied to a cell, softmax(fc(cell) / T), weighting a table of class-name word embeddings makes
+    each visual token start as the word for what the cell shows (docs/findings.md has the dev scores of both).
+    The table is trained with the linear map; the classifier stays frozen.
     """
 
     def __init__(self, config: VisualTokenConfig, hidden: int):

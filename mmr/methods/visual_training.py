@@ -46,7 +46,7 @@ class StageSettings:
     mining_depth: int = 100
     # CIEA's extractor trains in the language-model stages too, as CIEA trains it with the rest: the image
     # documents then take a full pass each step (the cached states below the trained layers would hold an
-    # extractor that no longer exists), 1.7x the cost of an ANCE step. Off: dev tied (.205 vs .208, docs/findings.md).
+    # extractor that no longer exists), 1.7x the cost of an ANCE step. Off: dev tied (docs/findings.md).
     extractor_in_language: bool = False
 
 

@@ -61,6 +61,26 @@ def image_queries(lsr, resources, collection: str, settings, count: int) -> None
     )
 
 
+def product_costs(lsr, texts) -> None:
+    """Why the query head runs in numpy on one BLAS thread: the decoder product of one row in torch and in numpy,
+    and the whole search with the head's product on one and on two BLAS threads (a new cache key each time)."""
+    from mmr.methods.lsr import head as head_module
+    from mmr.types import Query
+
+    weight = lsr.search_head.weight
+    row = np.random.default_rng(0).normal(size=(1, weight.shape[0])).astype(np.float32)
+    as_torch, row_torch = torch.from_numpy(np.ascontiguousarray(weight.T)), torch.from_numpy(row)
+    with torch.inference_mode():
+        torch_ms = median_ms(lambda _: torch.nn.functional.linear(row_torch, as_torch), list(range(200)))
+    numpy_ms = median_ms(lambda _: row @ weight, list(range(200)))
+    print(f"decoder product of one row ({weight.shape[1]} terms): torch {torch_ms:.2f} ms, numpy {numpy_ms:.2f} ms")
+    for threads in (1, 2):
+        head_module.QUERY_BLAS_THREADS = threads
+        timing = median_ms(lambda t, n=threads: lsr.search(Query(text=t[0] + " " * (n + 1)), 10), [[t] for t in texts])
+        print(f"lsr search, whole, query head on {threads} BLAS thread(s): {timing:.2f} ms")
+    head_module.QUERY_BLAS_THREADS = 1
+
+
 def main() -> None:
     from mmr.config import Settings
     from mmr.corpus.splits import load_benchmark
@@ -103,6 +123,8 @@ def main() -> None:
     print(f"{args.collection}: {len(texts)} dev queries, {terms:.0f} terms a query, {len(lsr.index)} documents")
     for label, function in rows:
         print(f"{label}: {median_ms(function, [[t] for t in texts]):.2f} ms")
+    product_costs(lsr, texts)
+
     image_queries(lsr, service.resources, args.collection, settings, args.images)
     exact = {t: {hit.doc_id for hit in lsr.index.search_exact(sparse[t], 10)} for t in texts}
     for lists in args.lists:

@@ -115,6 +115,10 @@ class SparseHead(nn.Module):
         return torch.log1p(torch.relu(self.query_weights)) * self.usable
 
 
+# BLAS threads for the query head's numpy product (scripts/lsr_query_cost.py times 1 against 2).
+QUERY_BLAS_THREADS = 1
+
+
 @functools.cache
 def _blas_threads():
     from threadpoolctl import ThreadpoolController
@@ -130,9 +134,9 @@ class TermSubsetHead:
     """The head's output on a fixed subset of the vocabulary (the terms an index holds), for one query at a time.
 
     Each of those terms gets the weight the whole head gives it (up to float rounding), and a query term no
-    document holds could not change any score. It runs in numpy: for a single row, torch's float32
-    matrix-vector product over the decoder (22,103 x 384 on the stamps) took 4.0 ms on the 2-core machine and
-    numpy's 1.1 ms; the sparse row is built from the positive weights directly, without the 30,522-wide row."""
+    document holds could not change any score. It runs in numpy, whose float32 product of one row with the
+    decoder was several times faster than torch's on the 2-core machine (scripts/lsr_query_cost.py times both);
+    the sparse row is built from the positive weights directly, without the 30,522-wide row."""
 
     def __init__(self, head: SparseHead, terms: np.ndarray):
         terms = np.asarray(terms, dtype=np.int64)
@@ -145,9 +149,9 @@ class TermSubsetHead:
 
     def sparse(self, dense: np.ndarray, own_terms: Sequence[np.ndarray] | None = None) -> sp.csr_matrix:
         """(n, vocab) CSR rows of term weights; ``own_terms`` keeps row i to those terms (no expansion)."""
-        # One BLAS thread: OpenBLAS's idle threads spin after a product and starved the torch encoder that runs
-        # next (a teacher-query search took 28 ms with two, 14 with one); one thread costs the product nothing.
-        with _blas_threads().limit(limits=1, user_api="blas"):
+        # One BLAS thread: OpenBLAS's idle threads spin after a product and starve the torch encoder that runs
+        # next; one thread costs the product nothing (scripts/lsr_query_cost.py times a search with 1 and 2).
+        with _blas_threads().limit(limits=QUERY_BLAS_THREADS, user_api="blas"):
             hidden = np.asarray(dense, np.float32) @ self.project_weight + self.project_bias
             centred = hidden - hidden.mean(axis=1, keepdims=True)
             hidden = centred / np.sqrt((centred**2).mean(axis=1, keepdims=True) + self.eps)

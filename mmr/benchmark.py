@@ -15,6 +15,7 @@ import torch
 
 from mmr.corpus.format import Corpus
 from mmr.corpus.images import load_image
+from mmr.encoders.registry import STAND_INS
 from mmr.service import SearchService
 from mmr.types import Query
 
@@ -40,9 +41,9 @@ class Latency:
 
 
 def measure_encoding(service: SearchService, corpus: Corpus, texts: int = 1000, images: int = 200) -> list[Throughput]:
-    shared = service.resources.encoder("minilm-l6")
+    shared = service.resources.encoder(STAND_INS.text)
     text_encoder = getattr(shared, "uncached", shared)  # the encoder itself, not its disk cache
-    image_encoder = service.resources.encoder("efficientnet-lite0")
+    image_encoder = service.resources.encoder(STAND_INS.image)
     text_docs = [d.text for d in corpus.documents if d.modality == "text"] or [d.text for d in corpus.documents]
     sample_texts = (text_docs * (texts // max(len(text_docs), 1) + 1))[:texts]
     image_paths = [d.image_path for d in corpus.documents if d.modality == "image"][:images]

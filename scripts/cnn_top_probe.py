@@ -36,13 +36,13 @@ from mmr.config import Settings
 from mmr.corpus.images import load_image
 from mmr.corpus.splits import load_benchmark
 from mmr.encoders.efficientnet import preprocess
-from mmr.encoders.registry import load_encoder
+from mmr.encoders.registry import STAND_INS, load_encoder
 from mmr.methods.univl_dr import MODEL as SERVED
 from mmr.methods.univl_model import MAX_LOGIT_SCALE, image_head
 from mmr.methods.univl_training import contrastive_loss
 from mmr.retrievers.base import Resources
 from mmr.training.common import cosine_with_warmup, minibatches, seed_everything
-from mmr.training.data import IMAGE_ENCODER, TEXT_ENCODER, load_dev_set, load_training_data, mrr_at_10
+from mmr.training.data import load_dev_set, load_training_data, mrr_at_10
 from mmr.training.variants import DataOptions
 
 DEFAULT_BLOCKS = (0, 1, 5)
@@ -152,8 +152,8 @@ def run_variant(args, blocks: int, data: dict) -> list[tuple[int, float]]:
 def load_data(settings: Settings, resources: Resources, block_counts: list[int], cnn: nn.Module) -> dict:
     train = DataOptions().apply(load_training_data(settings, resources, with_text_documents=False), resources)
     train = train.image_only()
-    text = load_encoder(TEXT_ENCODER)
-    words = resources.verbaliser(TEXT_ENCODER).words
+    text = load_encoder(STAND_INS.text)
+    words = resources.verbaliser(STAND_INS.text).words
     row = {doc_id: i for i, doc_id in enumerate(train.image_ids)}
     train_docs = [train.documents[doc_id] for doc_id in train.image_ids]
     stamps = load_dev_set(settings).image_documents
@@ -166,8 +166,8 @@ def load_data(settings: Settings, resources: Resources, block_counts: list[int],
         "image_row": np.array([row[e.positive_id] for e in train.examples]),
         "group": np.array([groups[e.group] for e in train.examples]),
         "query": torch.as_tensor(text.encode([e.query for e in train.examples])),
-        "train_verbal": verbal_vectors(text, words, resources.image_features(train_docs, IMAGE_ENCODER).logits),
-        "dev_verbal": verbal_vectors(text, words, resources.image_features(stamps, IMAGE_ENCODER).logits),
+        "train_verbal": verbal_vectors(text, words, resources.image_features(train_docs, STAND_INS.image).logits),
+        "dev_verbal": verbal_vectors(text, words, resources.image_features(stamps, STAND_INS.image).logits),
         "dev_ids": [doc.id for doc in stamps],
         "dev_qids": qids,
         "dev_queries": text.encode([bench.queries[q] for q in qids]),
@@ -197,7 +197,7 @@ def main() -> None:
 
     settings = Settings()
     resources = Resources(settings)
-    cnn = resources.encoder(IMAGE_ENCODER).model.eval()
+    cnn = resources.encoder(STAND_INS.image).model.eval()
     # The activations for the default counts are always cached with the ones asked for: one pass gives all,
     # and a later run with any subset then finds them on disk instead of rendering every image again.
     data = load_data(settings, resources, sorted(set(args.blocks) | set(DEFAULT_BLOCKS)), cnn)

@@ -32,14 +32,14 @@ def image_queries(lsr, resources, collection: str, settings, count: int) -> None
     """The stamps as image queries: the image side's cost with the teacher's and the student's words, and how
     much of the top 10 the student's words keep (there are no image-query judgments to score)."""
     from mmr.collections import load_collection
+    from mmr.encoders.registry import STAND_INS
     from mmr.methods.lsr.model import prune_row
-    from mmr.retrievers.trained import IMAGE_ENCODER
 
     model = lsr.model
     if model.student is None or count <= 0:
         return
     images = load_collection(settings, collection).of_modality("image")[:count]
-    features = [resources.image_features([doc], IMAGE_ENCODER, keep_grid=model.needs_grid) for doc in images]
+    features = [resources.image_features([doc], STAND_INS.image, keep_grid=model.needs_grid) for doc in images]
     cut = model.config.query_terms
     head = lsr.search_head
 

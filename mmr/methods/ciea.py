@@ -20,7 +20,7 @@ documents of the second loss) every weight is 1. Models saved before borrowed ca
 ImageNet class names as the caption (``caption_words``); they still load.
 
 CIEA starts from the trained MARVEL model (``python -m mmr train marvel``) when it exists, as CIEA
-fine-tunes MARVEL; otherwise from MiniLM, running every stage.
+fine-tunes MARVEL; otherwise from the text backbone, running every stage.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from torch import nn
 
 from mmr.config import Settings
 from mmr.encoders.neighbours import CaptionPool
+from mmr.encoders.registry import STAND_INS
 from mmr.index import IndexMismatchError
 from mmr.methods import marvel
 from mmr.methods.visual_captions import (
@@ -247,14 +248,14 @@ def _extractor_for(folder: Path) -> ComplementExtractor:
 
 
 def _start(resources: Resources) -> tuple[VisualTokenEncoder, str]:
-    """MARVEL's trained weights with a fresh (identity) extractor, or fresh MiniLM without them."""
+    """MARVEL's trained weights with a fresh (identity) extractor, or the fresh text backbone without them."""
     marvel_folder = resources.settings.model_dir(marvel.NAME)
     try:
         start = f"marvel@{model_fingerprint(marvel_folder)}"
         base, _ = load_saved(marvel_folder)
-    except (IndexMismatchError, OSError, ValueError) as err:  # none, or unreadable: start from MiniLM instead
-        log.warning("ciea: no usable MARVEL model (%s); training every stage from MiniLM", err)
-        base, start = marvel.new_encoder(resources), "all-MiniLM-L6-v2"
+    except (IndexMismatchError, OSError, ValueError) as err:  # none, or unreadable: start from the backbone
+        log.warning("ciea: no usable MARVEL model (%s); training every stage from %s", err, STAND_INS.text)
+        base, start = marvel.new_encoder(resources), STAND_INS.text
     extractor = ComplementExtractor(base.hidden_size, base.lm.config.num_attention_heads)
     model = VisualTokenEncoder(base.lm, base.tokenizer, base.config, extractor)
     model.load_state_dict(base.state_dict(), strict=False)  # everything but the new extractor
@@ -270,7 +271,7 @@ def fit(
     loss_weight: float = EXTRA_LOSS_WEIGHT,
     pool: CaptionPool | None = None,
 ) -> tuple[VisualTokenEncoder, StageTrainer, str]:
-    """CIEA's stages from MARVEL (or MiniLM): the model left in its best dev state, the trainer (its
+    """CIEA's stages from MARVEL (or the text backbone): the model left in its best dev state, the trainer (its
     ``best`` and ``history``) and what it started from. Each call starts afresh from the same seed.
     ``pool`` is what images borrow captions from (the training table's images unless given)."""
     rng = seed_everything(seed)

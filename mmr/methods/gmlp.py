@@ -6,13 +6,13 @@ closed-form map chosen on dev (``mmr.methods.procrustes``):
 
 - contrastive tuning: the map's matrices become trainable and are tuned with in-batch InfoNCE over
   the training pairs (mixed modality: WordNet glosses are in-batch documents too);
-- gMLP mapper: a residual branch on the image side reads the 7x7 EfficientNet grid as 49 tokens
+- gMLP mapper: a residual branch on the image side reads the vision backbone's grid as tokens
   (PCA-reduced with the training images' basis), runs gMLP blocks (channel projections + a spatial
-  gating unit that mixes the 49 positions), mean-pools and adds a zero-initialised projection to
+  gating unit that mixes the grid positions), mean-pools and adds a zero-initialised projection to
   the linear map's output, so training starts exactly at the closed form.
 
 Departures: the paper fine-tunes the pretrained encoders contrastively; here they stay frozen (2 CPU
-cores) and a linear adapter on the MiniLM side (initialised as the closed form's text side) learns
+cores) and a linear adapter on the text side (initialised as the closed form's text side) learns
 in their place, with the image map and the gMLP branch. The paper does not say what its gMLP mixes;
 here the spatial gating mixes grid cells, which is what gMLP's gating does for images. Each stage
 keeps its best epoch on dev, and the better of the two stages is saved.
@@ -33,8 +33,8 @@ import torch.nn.functional as F
 
 from mmr.config import Settings
 from mmr.encoders import l2_normalise
+from mmr.encoders.registry import STAND_INS
 from mmr.methods.procrustes import (
-    TEXT_ENCODER,
     AffineSide,
     DevFeatures,
     LinearMapper,
@@ -57,7 +57,6 @@ from mmr.training.data import load_dev_set, load_training_data
 log = logging.getLogger(__name__)
 
 NAME = "procrustes-gmlp"
-GRID_TOKENS = 49
 
 
 class SpatialGatingUnit(torch.nn.Module):
@@ -101,11 +100,12 @@ class GatedMapper(torch.nn.Module):
 
     needs_grid = True
 
-    def __init__(self, linear: LinearMapper, token_side: AffineSide, config: GmlpConfig):
+    def __init__(self, linear: LinearMapper, token_side: AffineSide, config: GmlpConfig, grid_tokens: int):
         super().__init__()
         self.linear, self.token_side, self.gmlp_config = linear, token_side, config
+        self.grid_tokens = grid_tokens  # the spatial gate mixes positions: its size is the backbone's grid
         self.blocks = torch.nn.Sequential(
-            *[GmlpBlock(config.token_dim, config.d_ffn, GRID_TOKENS) for _ in range(config.blocks)]
+            *[GmlpBlock(config.token_dim, config.d_ffn, grid_tokens) for _ in range(config.blocks)]
         )
         self.norm = torch.nn.LayerNorm(config.token_dim)
         self.head = torch.nn.Linear(config.token_dim, linear.dim)
@@ -131,7 +131,7 @@ class GatedMapper(torch.nn.Module):
 
     def encode_image(self, pooled: torch.Tensor, grid: torch.Tensor | None = None) -> torch.Tensor:
         if grid is None:
-            raise ValueError("the gMLP mapper reads the 7x7 grid; load image features with keep_grid=True")
+            raise ValueError("the gMLP mapper reads the image grid; load image features with keep_grid=True")
         return self.encode_tokens(pooled, self.tokens(pooled, grid))
 
     def config(self) -> dict:
@@ -140,19 +140,21 @@ class GatedMapper(torch.nn.Module):
             "kind": "gmlp",
             "token_dims": list(self.token_side.weight.shape),
             "gmlp": asdict(self.gmlp_config),
+            "grid_tokens": self.grid_tokens,
         }
 
     @classmethod
-    def from_config(cls, config: dict) -> GatedMapper:
-        return cls(
-            LinearMapper.from_config(config), AffineSide.blank(*config["token_dims"]), GmlpConfig(**config["gmlp"])
-        )
+    def from_config(cls, config: dict, weights: dict[str, torch.Tensor]) -> GatedMapper:
+        # a mapper saved before the config recorded it: the spatial gate's weight is (tokens, tokens)
+        grid_tokens = config.get("grid_tokens") or int(weights["blocks.0.gate.spatial.weight"].shape[0])
+        linear, tokens = LinearMapper.from_config(config), AffineSide.blank(*config["token_dims"])
+        return cls(linear, tokens, GmlpConfig(**config["gmlp"]), grid_tokens)
 
 
-def gated_mapper(linear: LinearMapper, image_pooled: np.ndarray, config: GmlpConfig) -> GatedMapper:
+def gated_mapper(linear: LinearMapper, image_pooled: np.ndarray, config: GmlpConfig, grid_tokens: int) -> GatedMapper:
     """Wrap a fitted linear map; the token basis is PCA of the training images' pooled features."""
     basis = PcaBasis.fit(l2_normalise(image_pooled))
-    return GatedMapper(linear, AffineSide(basis.mean, basis.project(config.token_dim)), config)
+    return GatedMapper(linear, AffineSide(basis.mean, basis.project(config.token_dim)), config, grid_tokens)
 
 
 class ProcrustesGmlpRetriever(TrainedDenseRetriever):
@@ -160,7 +162,7 @@ class ProcrustesGmlpRetriever(TrainedDenseRetriever):
 
     @classmethod
     def load_model(cls, folder: Path, resources: Resources) -> MappedSpaceModel:
-        return MappedSpaceModel(resources.encoder(TEXT_ENCODER), load_mapper(folder))
+        return MappedSpaceModel(resources.encoder(STAND_INS.text), load_mapper(folder))
 
 
 # --- contrastive training -------------------------------------------------------------------------
@@ -251,7 +253,7 @@ def tune(
 
 
 def unfreeze(linear: LinearMapper) -> LinearMapper:
-    """Both sides learn: the text side's matrix is a linear adapter on frozen MiniLM, the cheap
+    """Both sides learn: the text side's matrix is a linear adapter on the frozen text backbone, the cheap
     stand-in for the paper's contrastive biasing of the text encoder itself."""
     linear.text.weight.requires_grad_(True)
     linear.image.weight.requires_grad_(True)
@@ -274,8 +276,9 @@ def train(settings: Settings, resources: Resources, seed: int) -> Manifest:
     variant, linear, history = select_variant(pairs, dev)
     history += tune(unfreeze(linear), pairs, dev, LINEAR_TUNING, rng, "contrastive")
     candidates = [("contrastive", dev_mrr(linear, dev), linear)]
-    gated = gated_mapper(copy.deepcopy(linear), pairs.image_pooled, GMLP)
-    tokens = project_training_tokens(gated, pairs.image_pooled, data.image_features(resources, keep_grid=True).grid)
+    grid = data.image_features(resources, keep_grid=True).grid
+    gated = gated_mapper(copy.deepcopy(linear), pairs.image_pooled, GMLP, grid_tokens=grid.shape[1])
+    tokens = project_training_tokens(gated, pairs.image_pooled, grid)
     history += tune(gated, pairs, dev, GMLP_TUNING, rng, "gmlp", tokens)
     candidates.append(("gmlp", dev_mrr(gated, dev), gated))
     stage, score, mapper = max(candidates, key=lambda candidate: candidate[1])

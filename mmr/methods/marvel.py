@@ -1,15 +1,16 @@
 """MARVEL (OpenMatch/MARVEL): an image enters the text encoder as visual tokens, one encoder for all.
 
-Document encoder: ``[CLS] <im_start> v1..v49 <im_end> caption [SEP]`` through a trainable copy of MiniLM,
-where v_i is a frozen EfficientNet-Lite0 grid cell through ``Linear(1280 -> 384)`` (visual_tokens.py).
+Document encoder: ``[CLS] <im_start> v1..vN <im_end> caption [SEP]`` through a trainable copy of the text
+backbone, where v_i is a frozen vision-backbone grid cell through ``Linear(grid_dim -> hidden)``
+(visual_tokens.py).
 A stamp's description is its query, so an image document has no caption of its own: it borrows the
 captions of the three training images that look most like it (visual_captions.py), as MARVEL's WebQA
-documents carry theirs. Text documents and queries go through the same MiniLM without visual tokens.
+documents carry theirs. Text documents and queries go through the same encoder without visual tokens.
 
 Training follows MARVEL's four stages (visual_training.py): visual-module pretraining with the
 language model frozen (image-only documents against their captions, as the paper's), DPR in-batch
 training with vision frozen, mining with the model's own index, ANCE with one image and one text hard
-negative per query. Departures for the CPU budget: the language-model stages train MiniLM's top
+negative per query. Departures for the CPU budget: the language-model stages train the text backbone's top
 layers only, and mean pooling replaces T5's first decoder state (see visual_tokens.py).
 """
 
@@ -23,6 +24,7 @@ from pathlib import Path
 import torch
 
 from mmr.config import Settings
+from mmr.encoders.registry import STAND_INS, checkpoint_path
 from mmr.methods.visual_captions import (
     BORROWED_CAPTIONS,
     SAVED_KEY,
@@ -40,7 +42,7 @@ from mmr.methods.visual_tokens import (
 )
 from mmr.methods.visual_training import StageSettings, StageTrainer
 from mmr.retrievers.base import Resources
-from mmr.retrievers.trained import IMAGE_ENCODER, TrainedDenseRetriever
+from mmr.retrievers.trained import TrainedDenseRetriever
 from mmr.training.common import Manifest, seed_everything
 from mmr.training.variants import DataOptions, GridDataOptions
 
@@ -72,18 +74,19 @@ class MarvelRetriever(TrainedDenseRetriever):
 
 
 def new_encoder(resources: Resources, path: str | Path | None = None) -> VisualTokenEncoder:
-    """A fresh MARVEL encoder around a trainable copy of MiniLM (or the checkpoint at ``path``), its
-    visual tokens starting as the soft ImageNet class words of each grid cell (see VisualModule)."""
-    from mmr.encoders.hf_text import packaged_minilm_path
-    from mmr.encoders.verbaliser import imagenet_class_names
-
-    lm, tokenizer = load_language_model(path or packaged_minilm_path())
-    names = imagenet_class_names()
-    model = VisualTokenEncoder(lm, tokenizer, VisualTokenConfig(class_words=len(names)))
-    classifier = resources.encoder(IMAGE_ENCODER).model._fc  # the frozen image encoder's own ImageNet head
-    model.visual.init_class_words(
-        classifier.weight.detach().float(), classifier.bias.detach().float(), model.phrase_embeddings(list(names))
-    )
+    """A fresh MARVEL encoder around a trainable copy of the text backbone (or the checkpoint at ``path``),
+    its visual tokens sized by the vision backbone's grid and, where that backbone has a classifier,
+    starting as the soft class words of each grid cell (see VisualModule)."""
+    vision = resources.encoder(STAND_INS.image)
+    classes = vision.class_head()
+    if classes is not None and classes.weight.shape[1] != vision.grid_dim:
+        classes = None  # the classifier reads pooled vectors of another size than a cell: it cannot name cells
+    lm, tokenizer = load_language_model(path or checkpoint_path(STAND_INS.text))
+    config = VisualTokenConfig(grid_dim=vision.grid_dim, class_words=len(classes.names) if classes else 0)
+    model = VisualTokenEncoder(lm, tokenizer, config)
+    if classes is not None:
+        weight, bias = torch.from_numpy(classes.weight), torch.from_numpy(classes.bias)
+        model.visual.init_class_words(weight, bias, model.phrase_embeddings(list(classes.names)))
     return model
 
 
@@ -118,8 +121,8 @@ def train(
             "stages": asdict(stages),
             "model": asdict(model.config),
             "best": trainer.best.tag,
-            "text_encoder": "all-MiniLM-L6-v2",
-            "image_encoder": "efficientnet-lite0",
+            "text_encoder": STAND_INS.text,
+            "image_encoder": STAND_INS.image,
             "data": asdict(hp),
             SAVED_KEY: BORROWED_CAPTIONS,
         },

@@ -3,7 +3,7 @@
 Choi et al., "Is Cross-modal Information Retrieval Possible without Training?" (ECIR 2023) align a
 frozen text encoder (BERT) with a frozen CNN's penultimate layer by a closed-form map: least squares
 W = pinv(X) Y, or orthogonal Procrustes W = U V^T from SVD(X^T Y) once both sides have the same size.
-Here the text side is frozen MiniLM sentence embeddings and the image side frozen EfficientNet-Lite0
+Here the text side is the frozen text backbone's sentence embeddings and the image side the frozen vision backbone's
 pooled features, reduced by PCA (fitted on training images only) where the dimensions must agree.
 
 Every variant collapses to one affine map per modality followed by L2 normalisation, which is what
@@ -26,12 +26,13 @@ import torch.nn.functional as F
 
 from mmr.config import Settings
 from mmr.encoders import TextEncoder, l2_normalise
-from mmr.encoders.efficientnet import ImageFeatures
+from mmr.encoders.base import ImageFeatures
+from mmr.encoders.registry import STAND_INS
 from mmr.progress import ProgressBar
 from mmr.retrievers.base import Resources
 from mmr.retrievers.trained import TrainedDenseRetriever
 from mmr.training.common import Manifest, seed_everything
-from mmr.training.data import TEXT_ENCODER, DevSet, TrainingData, load_dev_set, load_training_data, mrr_at_10
+from mmr.training.data import DevSet, TrainingData, load_dev_set, load_training_data, mrr_at_10
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ class LinearMapper(torch.nn.Module):
 
 
 class MappedSpaceModel:
-    """``DualEncoderModel`` over frozen MiniLM + frozen EfficientNet features and a trained mapper."""
+    """``DualEncoderModel`` over frozen text and vision backbone features and a trained mapper."""
 
     def __init__(self, text_encoder: TextEncoder, mapper: torch.nn.Module, batch_size: int = 512):
         self.text_encoder, self.mapper, self.batch_size = text_encoder, mapper.eval(), batch_size
@@ -174,13 +175,14 @@ def load_mapper(folder: Path) -> torch.nn.Module:
     from safetensors.torch import load_file
 
     config = json.loads((folder / CONFIG).read_text())
+    weights = load_file(str(folder / WEIGHTS))
     if config["kind"] == "linear":
         mapper = LinearMapper.from_config(config)
     else:
         from mmr.methods.gmlp import GatedMapper
 
-        mapper = GatedMapper.from_config(config)
-    mapper.load_state_dict(load_file(str(folder / WEIGHTS)))
+        mapper = GatedMapper.from_config(config, weights)
+    mapper.load_state_dict(weights)
     return mapper
 
 
@@ -189,7 +191,7 @@ class ProcrustesRetriever(TrainedDenseRetriever):
 
     @classmethod
     def load_model(cls, folder: Path, resources: Resources) -> MappedSpaceModel:
-        return MappedSpaceModel(resources.encoder(TEXT_ENCODER), load_mapper(folder))
+        return MappedSpaceModel(resources.encoder(STAND_INS.text), load_mapper(folder))
 
 
 # --- fitting on the training pairs --------------------------------------------------------------------
@@ -214,10 +216,10 @@ class MapVariant:
 class PairedFeatures:
     """Frozen embeddings of the training examples: what the closed forms and the tuning read."""
 
-    query_vectors: np.ndarray  # (n_examples, 384) MiniLM, L2-normalised
-    image_pooled: np.ndarray  # (n_images, 1280) EfficientNet pooled, as cached
+    query_vectors: np.ndarray  # (n_examples, text dim) the text backbone's, L2-normalised
+    image_pooled: np.ndarray  # (n_images, image dim) the vision backbone's pooled, as cached
     image_rows: np.ndarray  # (n_examples,) row of the positive in image_pooled, -1 for a text positive
-    text_doc_vectors: np.ndarray  # (n_text_docs, 384) MiniLM of the text documents
+    text_doc_vectors: np.ndarray  # (n_text_docs, text dim) the text documents'
     text_rows: np.ndarray  # (n_examples,) row of the positive in text_doc_vectors, -1 for an image positive
     groups: list[str]
 
@@ -227,11 +229,11 @@ class PairedFeatures:
 
 
 def frozen_text_vectors(resources: Resources, texts: Sequence[str], progress: str) -> np.ndarray:
-    """Frozen MiniLM embeddings (large batches come from the shared on-disk cache, encoders/cache.py)."""
+    """Frozen text backbone embeddings (large batches come from the shared on-disk cache, encoders/cache.py)."""
     texts = list(texts)
     if not texts:
-        return np.zeros((0, resources.encoder(TEXT_ENCODER).dim), np.float32)
-    return resources.encoder(TEXT_ENCODER).encode(texts, progress=progress)
+        return np.zeros((0, resources.encoder(STAND_INS.text).dim), np.float32)
+    return resources.encoder(STAND_INS.text).encode(texts, progress=progress)
 
 
 def paired_features(data: TrainingData, resources: Resources) -> PairedFeatures:
@@ -287,14 +289,13 @@ class DevFeatures:
 
 
 def dev_features(dev: DevSet, resources: Resources, keep_grid: bool = False) -> DevFeatures:
-    from mmr.retrievers.trained import IMAGE_ENCODER
 
     qids = list(dev.benchmark.queries)
     docs = dev.image_documents
     return DevFeatures(
         query_vectors=frozen_text_vectors(resources, [dev.benchmark.queries[q] for q in qids], "dev queries"),
         qids=qids,
-        images=resources.image_features(docs, IMAGE_ENCODER, keep_grid=keep_grid),
+        images=resources.image_features(docs, STAND_INS.image, keep_grid=keep_grid),
         doc_ids=[d.id for d in docs],
         qrels=dev.benchmark.qrels,
     )

@@ -10,9 +10,9 @@ Two registered retrievers share one architecture (``univl_model``) and one train
   negatives and the rest of the batch. It reuses a trained ``dense-inbatch`` model when one with the
   same configuration, data and seed exists, and otherwise runs stage 1 itself: the result is the same.
 
-Departures from the paper, all for a 2-core CPU: MiniLM stands in for CLIP's text tower with only
+Departures from the paper, all for a 2-core CPU: the stand-in text backbone replaces CLIP's text tower with only
 its top layers trainable, and dev chose to keep it frozen in both stages here (see STAGE2); the image
-tower is frozen EfficientNet-Lite0 plus a trainable MLP; for the paper's generated captions, the
+tower is the frozen stand-in vision backbone plus a trainable MLP; for the paper's generated captions, the
 verbalisation is the image's top ImageNet class names plus the captions it borrows from the training
 images that look most like it (encoders/neighbours.py), both from the image alone.
 """
@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -32,8 +32,9 @@ import torch
 from mmr.collections import load_collection
 from mmr.config import Settings
 from mmr.corpus.splits import load_benchmark
-from mmr.encoders.efficientnet import ImageFeatures
+from mmr.encoders.base import ImageFeatures
 from mmr.encoders.neighbours import CaptionPool, NeighbourCaptioner
+from mmr.encoders.registry import STAND_INS
 from mmr.methods.univl_model import UniVLConfig, UniVLEncoder, build_model, load_model, save_model
 from mmr.methods.univl_training import (
     BottomCache,
@@ -46,7 +47,7 @@ from mmr.methods.univl_training import (
     trainable_texts,
 )
 from mmr.retrievers.base import Resources
-from mmr.retrievers.trained import IMAGE_ENCODER, TrainedDenseRetriever
+from mmr.retrievers.trained import TrainedDenseRetriever
 from mmr.training.common import BestCheckpoint, Manifest, seed_everything
 from mmr.training.data import caption_pool, load_training_data
 from mmr.training.variants import DataOptions
@@ -55,7 +56,6 @@ from mmr.types import Query
 log = logging.getLogger(__name__)
 
 NAME, INBATCH_NAME = "univl-dr", "dense-inbatch"
-TEXT_ENCODER = "minilm-l6"  # the verbaliser's class names come from the shared, frozen copy's registry
 # Borrowed captions (encoders/neighbours.py) on the image side: the one lever that moved dev; 5 neighbours at
 # weight 0.5 from a dev probe of the untrained sum (docs/findings.md, "How the dense methods' settings were chosen").
 MODEL = UniVLConfig(borrowed_neighbours=5)
@@ -88,7 +88,7 @@ class UniVLDRRetriever(TrainedDenseRetriever):
         from mmr.device import resolve_device
 
         model, tokenizer = load_model(folder)
-        words = resources.verbaliser(TEXT_ENCODER).words
+        words = resources.verbaliser(STAND_INS.text).words
         captioner = None
         if model.config.borrowed_neighbours:
             captioner = NeighbourCaptioner(CaptionPool.load(folder), model.config.borrowed_neighbours)
@@ -116,7 +116,7 @@ class UniVLDRRetriever(TrainedDenseRetriever):
     def _corpus_images(self) -> tuple[dict[str, int], ImageFeatures]:
         # The index build encoded these already (cached on disk): loaded once, not per explained hit.
         images = self.corpus.of_modality("image")
-        return {doc.id: row for row, doc in enumerate(images)}, self.resources.image_features(images, IMAGE_ENCODER)
+        return {doc.id: row for row, doc in enumerate(images)}, self.resources.image_features(images, STAND_INS.image)
 
 
 class DenseInBatchRetriever(UniVLDRRetriever):
@@ -153,7 +153,7 @@ class TrainingRun:
         self.settings = settings
         data = data_options.apply(load_training_data(settings, resources), resources)
         self.fingerprint = data.fingerprint
-        words = resources.verbaliser(TEXT_ENCODER).words
+        words = resources.verbaliser(STAND_INS.text).words
         features = data.image_features(resources)
         self.pool, self.captioner, borrowed = None, None, None
         if config.borrowed_neighbours:
@@ -163,7 +163,8 @@ class TrainingRun:
         verbal = words(features.logits, config.verbal_top)
         self.train_set: TrainSet = make_train_set(data, features.pooled, verbal, borrowed)
         self.dev = [_dev_data(settings, resources, words, config.verbal_top, c, s, self.captioner) for c, s in DEV_SETS]
-        self.model, self.tokenizer = build_model(config)
+        # the image head's input size is the vision backbone's, read from the features it gave
+        self.model, self.tokenizer = build_model(replace(config, image_dim=features.pooled.shape[1]))
         self.cache = BottomCache(self.model, self.tokenizer)
         ts = self.train_set
         dev_texts = [text for d in self.dev for text in d.queries + d.doc_texts]
@@ -197,7 +198,7 @@ def _dev_data(
     corpus = load_collection(settings, collection)
     bench = load_benchmark(settings.benchmark_dir, setting, "dev")
     is_image = np.array([d.modality == "image" for d in corpus.documents])
-    features = resources.image_features(corpus.of_modality("image"), IMAGE_ENCODER)
+    features = resources.image_features(corpus.of_modality("image"), STAND_INS.image)
     verbal = iter(words(features.logits, top))
     pooled = torch.zeros((len(corpus), features.pooled.shape[1]))
     pooled[np.flatnonzero(is_image)] = torch.as_tensor(np.asarray(features.pooled, np.float32))

@@ -1,13 +1,13 @@
 """UniVL-DR's dual encoder, rebuilt from parts that run on a CPU.
 
-The paper fine-tunes CLIP's two towers. Here the text tower is a trainable copy of MiniLM whose
+The paper fine-tunes CLIP's two towers. Here the text tower is a trainable copy of the text backbone whose
 lower layers stay frozen (so their outputs can be computed once and cached, see
-``univl_training.BottomCache``), and the image tower is the frozen EfficientNet-Lite0 pooled
+``univl_training.BottomCache``), and the image tower is the frozen vision backbone's pooled
 feature followed by a trainable MLP. An image document is verbalised from the image alone (its top
 ImageNet class names), the words go through the same text tower, and the two embeddings are summed
 and then normalised: the paper's "image embedding + caption embedding". Where the config says so,
 the captions the image borrows from its look-alikes in the training data (encoders/neighbours.py,
-embedded by the frozen MiniLM) join the sum: the nearest this project gets to a generated caption.
+embedded by the frozen text backbone) join the sum: the nearest this project gets to a generated caption.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmr.encoders.base import batched
-from mmr.encoders.efficientnet import ImageFeatures
+from mmr.encoders.base import ImageFeatures, batched
 from mmr.encoders.hf_text import HFTextEncoder
 from mmr.encoders.neighbours import NeighbourCaptioner
+from mmr.encoders.registry import STAND_INS, checkpoint_path
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 MAX_LOGIT_SCALE = 100.0  # CLIP's clamp: a larger scale makes the softmax a hard max and training unstable
@@ -34,9 +34,9 @@ MAX_LOGIT_SCALE = 100.0  # CLIP's clamp: a larger scale makes the softmax a hard
 
 @dataclass(frozen=True)
 class UniVLConfig:
-    text_base: str = "minilm-l6"  # a registered encoder name or a checkpoint folder
+    text_base: str = STAND_INS.text  # a registered encoder name or a checkpoint folder
     trainable_layers: int = 2  # top transformer layers fine-tuned; the rest are frozen (CPU budget)
-    image_dim: int = 1280
+    image_dim: int | None = None  # the vision backbone's pooled size; None until a training run sets it
     hidden_dim: int = 768
     dropout: float = 0.1
     verbalise: bool = True
@@ -59,10 +59,7 @@ class UniVLConfig:
 def text_base_path(text_base: str) -> str:
     if Path(text_base).is_dir():
         return text_base
-    from mmr.encoders.registry import ENCODERS
-
-    path = ENCODERS[text_base].kwargs["path"]
-    return str(path() if callable(path) else path)
+    return checkpoint_path(text_base)
 
 
 class TextTower(nn.Module):
@@ -112,6 +109,8 @@ class TextTower(nn.Module):
 
 def image_head(config: UniVLConfig, dim: int, zero_output: bool) -> nn.Sequential:
     """The MLP from a pooled image feature into the text space; ``zero_output`` starts it at exactly 0."""
+    if config.image_dim is None:
+        raise ValueError("UniVLConfig.image_dim is unset: take it from the vision backbone's pooled features")
     head = nn.Sequential(
         nn.LayerNorm(config.image_dim),
         nn.Linear(config.image_dim, config.hidden_dim),

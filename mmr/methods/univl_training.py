@@ -118,7 +118,7 @@ class TrainSet:
     doc_ids: list[str]
     doc_is_image: np.ndarray
     doc_texts: list[str]  # a text document's text; an image document's verbalisation
-    pooled: torch.Tensor  # (n_images, 1280), row r of an image document is its pooled feature row
+    pooled: torch.Tensor  # (n_images, image dim), row r of an image document is its pooled feature row
     borrowed: torch.Tensor | None = None  # (n_images, dim) borrowed-caption vectors, where the model uses them
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from mmr.encoders.efficientnet import ImageFeatures
+from mmr.encoders.base import ImageFeatures
 from mmr.encoders.neighbours import CaptionPool, NeighbourCaptioner
+from mmr.encoders.registry import STAND_INS
 from mmr.methods.visual_states import TrainingTable
 from mmr.retrievers.base import Resources
 
@@ -20,7 +21,6 @@ from mmr.retrievers.base import Resources
 # captions overflow it (`scripts/borrowed_captions_probe.py --visual-token-model marvel`, docs/findings.md).
 BORROWED_CAPTIONS = 3
 SAVED_KEY = "borrowed_captions"  # in the model's saved settings: how many captions its documents carry
-TEXT_ENCODER = "minilm-l6"  # embeds the pool's captions (weights only; these models read the caption text)
 
 Captioner = Callable[[ImageFeatures], list[str]]
 
@@ -30,7 +30,7 @@ def table_caption_pool(table: TrainingTable, resources: Resources) -> CaptionPoo
     if table.pooled is None or table.image_captions is None:
         raise ValueError("this training table has no pooled features or captions to borrow from")
     ids = table.doc_ids[: table.n_images]
-    return CaptionPool.build(ids, table.pooled, table.image_captions, resources.encoder(TEXT_ENCODER))
+    return CaptionPool.build(ids, table.pooled, table.image_captions, resources.encoder(STAND_INS.text))
 
 
 def borrowed_captioner(pool: CaptionPool, count: int = BORROWED_CAPTIONS) -> Captioner:

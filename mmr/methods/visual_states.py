@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mmr.encoders.efficientnet import ImageFeatures
+from mmr.encoders.base import ImageFeatures
+from mmr.encoders.registry import STAND_INS
 from mmr.methods.visual_tokens import VisualTokenEncoder
 from mmr.training.data import TrainingData
 
@@ -151,7 +152,6 @@ def grid_rows(grid: np.ndarray, rows: np.ndarray) -> torch.Tensor:
 def load_tables(settings, resources, data_options=None) -> tuple[TrainingTable, DevTable]:
     """The training table (frozen grids of the training images, the training data changed by
     ``data_options``, a training/variants.py ``DataOptions``) and the dev table, from the caches."""
-    from mmr.retrievers.trained import IMAGE_ENCODER
     from mmr.training.data import load_dev_set, load_training_data
 
     data = load_training_data(settings, resources)
@@ -159,7 +159,7 @@ def load_tables(settings, resources, data_options=None) -> tuple[TrainingTable, 
         data = data_options.apply(data, resources)
     table = TrainingTable.from_data(data, data.image_features(resources, keep_grid=True))
     dev = load_dev_set(settings)
-    features = resources.image_features(dev.image_documents, IMAGE_ENCODER, keep_grid=True)
+    features = resources.image_features(dev.image_documents, STAND_INS.image, keep_grid=True)
     queries = dev.benchmark.queries
     dev_table = DevTable(
         features.grid,

@@ -1,12 +1,12 @@
 """Visual tokens inside a text encoder: MARVEL's document encoder, shared by MARVEL and CIEA.
 
-An image document is the sequence ``[CLS] <im_start> v1 .. v49 <im_end> (caption) [SEP]`` where each v_i
-is one cell of the frozen EfficientNet 7x7 grid passed through ``Linear(1280 -> hidden)`` (the visual
+An image document is the sequence ``[CLS] <im_start> v1 .. vN <im_end> (caption) [SEP]`` where each v_i
+is one cell of the frozen vision backbone's grid passed through ``Linear(grid_dim -> hidden)`` (the visual
 module). The text encoder reads it through ``inputs_embeds`` and its mean-pooled, L2-normalised output is
 the document embedding. Queries and text documents go through the same encoder with no visual tokens,
-so before training a query embeds exactly as all-MiniLM-L6-v2 embeds it.
+so before training a query embeds exactly as the text backbone embeds it.
 
-Mean pooling instead of MARVEL's first decoder state: MiniLM is an encoder trained for mean-pooled
+Mean pooling instead of MARVEL's first decoder state: the stand-in text backbone is an encoder trained for mean-pooled
 sentence embeddings, and its [CLS] state was never trained to summarise anything.
 
 The forward pass can stop after ``k`` layers and resume from there (``lower``/``upper``): when the visual
@@ -32,10 +32,10 @@ WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "visual_tokens.json"
 
 @dataclass(frozen=True)
 class VisualTokenConfig:
-    grid_dim: int = 1280
+    grid_dim: int  # the vision backbone's grid state size (VisionBackbone.grid_dim)
     max_text_length: int = 64
     caption_length: int = 24  # wordpieces of an image document's caption (CIEA's verbalisation), [SEP] included
-    init_logit_scale: float = math.log(20.0)  # MiniLM cosines are spread wider than CLIP's: 20, not 100
+    init_logit_scale: float = math.log(20.0)  # the stand-in's cosines are spread wider than CLIP's: 20, not 100
     max_logit_scale: float = math.log(100.0)
     class_words: int = 0  # > 0: add each cell's soft ImageNet class as a word (see VisualModule); the class count
     class_temperature: float = 2.0
@@ -46,7 +46,7 @@ class VisualModule(nn.Module):
     soft ImageNet class put into the language model's word space.
 
     Why the second term: MARVEL's patches are CLIP states, already aligned with language, and a linear map
-    suffices. EfficientNet's cells are not, and ~3,000 noisy pairs teach a linear map little. The frozen
+    suffices. The stand-in CNN's cells are not, and ~3,000 noisy pairs teach a linear map little. The frozen
     classifier applied to a cell, softmax(fc(cell) / T), weighting a table of class-name word embeddings makes
     each visual token start as the word for what the cell shows (docs/findings.md has the dev scores of both).
     The table is trained with the linear map; the classifier stays frozen.
@@ -209,7 +209,7 @@ class VisualTokenEncoder(nn.Module):
 
 
 def load_language_model(path: str | Path):
-    """A trainable copy of a BERT-like checkpoint and its tokenizer (the packaged MiniLM by default)."""
+    """A trainable copy of a BERT-like checkpoint and its tokenizer (the stand-in text backbone by default)."""
     from transformers import AutoModel, AutoTokenizer
 
     return AutoModel.from_pretrained(str(path)), AutoTokenizer.from_pretrained(str(path))

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mmr.encoders.efficientnet import ImageFeatures
+from mmr.encoders.base import ImageFeatures
 from mmr.methods.visual_states import DevTable, LayerStates, TrainingTable, grid_rows
 from mmr.methods.visual_tokens import VisualTokenEncoder
 from mmr.progress import ProgressBar
@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class StageSettings:
     batch_size: int = 64
-    visual_lr: float = 3e-5  # the linear map: its 1280 inputs make a small step a large change of a token
+    visual_lr: float = (
+        3e-5  # the linear map: its many inputs (a grid state's channels) make a small step a large change of a token
+    )
     word_lr: float = 2e-4  # the class-word table, the two markers and the logit scale
     visual_epochs: float = 1.0
     extractor_lr: float = 1e-4  # CIEA's extractor layer

@@ -22,9 +22,9 @@ from PIL import Image
 from mmr.config import Settings
 from mmr.corpus.format import Corpus
 from mmr.encoders import Encoder, l2_normalise, load_encoder
-from mmr.encoders.base import TextEncoder
+from mmr.encoders.base import ImageFeatures, TextEncoder
 from mmr.encoders.cache import CachedTextEncoder
-from mmr.encoders.efficientnet import ImageFeatures
+from mmr.encoders.registry import STAND_INS
 from mmr.types import Document, Hit, Query
 
 GRID_ALWAYS_FROM = 256  # documents; smaller sets (a query, a test's few images) are encoded as asked
@@ -99,7 +99,7 @@ class Resources:
                 self._encoders[name] = encoder
             return self._encoders[name]
 
-    def verbaliser(self, text_encoder: str = "minilm-l6"):
+    def verbaliser(self, text_encoder: str = STAND_INS.text):
         from mmr.encoders.verbaliser import ImageNetVerbaliser
 
         encoder = self.encoder(text_encoder)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from mmr.config import BUILD_COMMAND
 from mmr.corpus.format import Corpus
+from mmr.encoders.registry import STAND_INS
 from mmr.index import IndexMismatchError, IndexParams
 from mmr.retrievers.base import Resources, Retriever
-from mmr.retrievers.zeroshot import IMAGE_ENCODER, TEXT_ENCODER
 from mmr.types import Hit, Query
 
 VERBALISATION_WORDS = 5
@@ -44,8 +44,8 @@ class BM25Retriever(Retriever):
         texts = [doc.text if doc.modality == "text" else "" for doc in corpus.documents]
         image_rows = [i for i, doc in enumerate(corpus.documents) if doc.modality == "image"]
         if image_rows:
-            features = resources.image_features([corpus.documents[i] for i in image_rows], IMAGE_ENCODER)
-            words = resources.verbaliser(TEXT_ENCODER).words(features.logits, top=VERBALISATION_WORDS)
+            features = resources.image_features([corpus.documents[i] for i in image_rows], STAND_INS.image)
+            words = resources.verbaliser(STAND_INS.text).words(features.logits, top=VERBALISATION_WORDS)
             for row, text in zip(image_rows, words):
                 texts[row] = text
         return texts
@@ -81,8 +81,8 @@ class BM25Retriever(Retriever):
     def query_text(self, query: Query) -> str:
         parts = [query.text or ""]
         if query.image is not None:
-            logits = self.resources.encoder(IMAGE_ENCODER).features([query.image]).logits
-            parts.append(self.resources.verbaliser(TEXT_ENCODER).words(logits, top=VERBALISATION_WORDS)[0])
+            logits = self.resources.encoder(STAND_INS.image).features([query.image]).logits
+            parts.append(self.resources.verbaliser(STAND_INS.text).words(logits, top=VERBALISATION_WORDS)[0])
         return " ".join(part for part in parts if part)
 
     def search(self, query: Query, k: int = 10) -> list[Hit]:

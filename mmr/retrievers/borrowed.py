@@ -18,18 +18,17 @@ from pathlib import Path
 import numpy as np
 
 from mmr.config import Settings
-from mmr.encoders.base import l2_normalise
-from mmr.encoders.efficientnet import ImageFeatures
+from mmr.encoders.base import ImageFeatures, l2_normalise
 from mmr.encoders.neighbours import CaptionPool, NeighbourCaptioner
+from mmr.encoders.registry import STAND_INS
 from mmr.retrievers.base import Resources
-from mmr.retrievers.trained import IMAGE_ENCODER, TrainedDenseRetriever
+from mmr.retrievers.trained import TrainedDenseRetriever
 from mmr.training.common import Manifest
 from mmr.training.data import caption_pool, load_dev_set, load_training_data, mrr_at_10
 
 log = logging.getLogger(__name__)
 
 NAME = "borrowed-captions"
-TEXT_ENCODER = "minilm-l6"
 
 
 @dataclass(frozen=True)
@@ -45,8 +44,8 @@ class BorrowedCaptionsModel:
     needs_grid = False
 
     def __init__(self, resources: Resources, captioner: NeighbourCaptioner, weight: float):
-        self.text_encoder = resources.encoder(TEXT_ENCODER)
-        self.verbaliser = resources.verbaliser(TEXT_ENCODER)
+        self.text_encoder = resources.encoder(STAND_INS.text)
+        self.verbaliser = resources.verbaliser(STAND_INS.text)
         self.captioner, self.weight = captioner, weight
         self.dim = self.text_encoder.dim
 
@@ -72,12 +71,12 @@ def train(settings: Settings, resources: Resources, seed: int = 0) -> Manifest:
     """The pool from the training data (no gradient step; ``seed`` is unused), scored on stamps dev."""
     started = time.time()
     data = load_training_data(settings, resources, with_text_documents=False)
-    pool = caption_pool(data, resources, TEXT_ENCODER)
+    pool = caption_pool(data, resources, STAND_INS.text)
     chosen = BorrowedSettings()
     model = BorrowedCaptionsModel(resources, NeighbourCaptioner(pool, chosen.neighbours), chosen.weight)
     dev = load_dev_set(settings)
     qids = list(dev.benchmark.queries)
-    documents = model.encode_images(resources.image_features(dev.image_documents, IMAGE_ENCODER))
+    documents = model.encode_images(resources.image_features(dev.image_documents, STAND_INS.image))
     queries = model.encode_texts([dev.benchmark.queries[q] for q in qids])
     score = mrr_at_10(documents, [d.id for d in dev.image_documents], queries, qids, dev.benchmark.qrels)
     log.info("%s: %d captions in the pool, dev MRR@10 %.4f", NAME, len(pool.ids), score)

@@ -17,13 +17,12 @@ import numpy as np
 
 from mmr.config import BUILD_COMMAND
 from mmr.corpus.format import Corpus
-from mmr.encoders.efficientnet import ImageFeatures
+from mmr.encoders.base import ImageFeatures
+from mmr.encoders.registry import STAND_INS
 from mmr.index import DenseIndex, IndexMismatchError, IndexParams
 from mmr.retrievers.base import Resources, Retriever, dense_query_vector
 from mmr.training.common import MANIFEST
 from mmr.types import Hit, Query
-
-IMAGE_ENCODER = "efficientnet-lite0"
 
 
 class DualEncoderModel(Protocol):
@@ -76,7 +75,7 @@ class TrainedDenseRetriever(Retriever):
         if image_rows:
             docs = [corpus.documents[i] for i in image_rows]
             vectors[image_rows] = model.encode_images(
-                resources.image_features(docs, IMAGE_ENCODER, keep_grid=model.needs_grid)
+                resources.image_features(docs, STAND_INS.image, keep_grid=model.needs_grid)
             )
         return vectors
 
@@ -103,7 +102,7 @@ class TrainedDenseRetriever(Retriever):
 
     def embed_query(self, query: Query) -> np.ndarray:
         def embed_image(image) -> np.ndarray:
-            features = self.resources.encoder(IMAGE_ENCODER).features([image], keep_grid=self.model.needs_grid)
+            features = self.resources.encoder(STAND_INS.image).features([image], keep_grid=self.model.needs_grid)
             return self.model.encode_images(features)[0]
 
         return dense_query_vector(query, lambda text: self.model.encode_texts([text])[0], embed_image)

@@ -12,11 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from mmr.corpus.format import Corpus
+from mmr.encoders.registry import STAND_INS
 from mmr.index import DenseIndex, IndexParams
 from mmr.retrievers.base import Resources, Retriever, dense_query_vector
 from mmr.types import Hit, Query
-
-TEXT_ENCODER, IMAGE_ENCODER = "minilm-l6", "efficientnet-lite0"
 
 
 class VerbalisationRetriever(Retriever):
@@ -25,18 +24,18 @@ class VerbalisationRetriever(Retriever):
     def __init__(self, resources: Resources, index: DenseIndex):
         self.resources = resources
         self.index = index
-        self.text_encoder = resources.encoder(TEXT_ENCODER)
-        self.image_encoder = resources.encoder(IMAGE_ENCODER)
-        self.verbaliser = resources.verbaliser(TEXT_ENCODER)
+        self.text_encoder = resources.encoder(STAND_INS.text)
+        self.image_encoder = resources.encoder(STAND_INS.image)
+        self.verbaliser = resources.verbaliser(STAND_INS.text)
 
     @classmethod
     def params_for(cls, corpus: Corpus, dim: int) -> IndexParams:
-        return IndexParams(cls.name, f"{TEXT_ENCODER}+{IMAGE_ENCODER}", dim, corpus.name, corpus.fingerprint)
+        return IndexParams(cls.name, f"{STAND_INS.text}+{STAND_INS.image}", dim, corpus.name, corpus.fingerprint)
 
     @classmethod
     def embed_corpus(cls, corpus: Corpus, resources: Resources) -> np.ndarray:
-        text_encoder = resources.encoder(TEXT_ENCODER)
-        verbaliser = resources.verbaliser(TEXT_ENCODER)
+        text_encoder = resources.encoder(STAND_INS.text)
+        verbaliser = resources.verbaliser(STAND_INS.text)
         vectors = np.zeros((len(corpus), text_encoder.dim), np.float32)
         texts = [(i, d) for i, d in enumerate(corpus.documents) if d.modality == "text"]
         images = [(i, d) for i, d in enumerate(corpus.documents) if d.modality == "image"]
@@ -45,7 +44,7 @@ class VerbalisationRetriever(Retriever):
             vectors[rows] = text_encoder.encode([d.text for _, d in texts], progress="text documents")
         if images:
             rows = [i for i, _ in images]
-            features = resources.image_features([d for _, d in images], IMAGE_ENCODER)
+            features = resources.image_features([d for _, d in images], STAND_INS.image)
             vectors[rows] = verbaliser.embed(features.logits)
         return vectors
 
@@ -58,7 +57,7 @@ class VerbalisationRetriever(Retriever):
 
     @classmethod
     def load(cls, corpus: Corpus, resources: Resources, folder: Path) -> VerbalisationRetriever:
-        dim = resources.encoder(TEXT_ENCODER).dim
+        dim = resources.encoder(STAND_INS.text).dim
         return cls(resources, DenseIndex.load(folder, expected=cls.params_for(corpus, dim)))
 
     def embed_query(self, query: Query) -> np.ndarray:

@@ -21,12 +21,11 @@ from mmr.config import Settings
 from mmr.corpus.format import Corpus
 from mmr.corpus.splits import Benchmark, load_benchmark, normalise_description
 from mmr.corpus.wordnet import MIN_DEFINITION_WORDS, Synset, read_noun_synsets, synset_document
-from mmr.encoders.efficientnet import ImageFeatures
+from mmr.encoders.base import ImageFeatures
 from mmr.encoders.neighbours import CaptionPool
+from mmr.encoders.registry import STAND_INS
 from mmr.retrievers.base import Resources
 from mmr.types import Document
-
-IMAGE_ENCODER, TEXT_ENCODER = "efficientnet-lite0", "minilm-l6"
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,7 @@ class TrainingData:
             # file again would give the original's, silently.
             if any("view" in doc.metadata for doc in docs):
                 raise ValueError("augmented views carry the features they were made with; there are none to load")
-            self._features[keep_grid] = resources.image_features(docs, IMAGE_ENCODER, keep_grid=keep_grid)
+            self._features[keep_grid] = resources.image_features(docs, STAND_INS.image, keep_grid=keep_grid)
         return self._features[keep_grid]
 
     def with_examples(self, examples: list[Example], documents: dict[str, Document]) -> TrainingData:
@@ -112,7 +111,7 @@ def _collect_examples(settings: Settings, with_text_documents: bool) -> Training
     return TrainingData(examples, documents)
 
 
-def caption_pool(data: TrainingData, resources: Resources, text_encoder: str = TEXT_ENCODER) -> CaptionPool:
+def caption_pool(data: TrainingData, resources: Resources, text_encoder: str = STAND_INS.text) -> CaptionPool:
     """The training images with their own captions: what borrowed captions are drawn from
     (encoders/neighbours.py). Its features are ``data``'s, which are cached."""
     captions = [data.documents[doc_id].text for doc_id in data.image_ids]
@@ -185,7 +184,7 @@ def drop_held_out_duplicates(
     held_out = [doc for doc in stamps.documents if splits.get(doc.id) in ("dev", "test")]
     from mmr.encoders import l2_normalise
 
-    held = l2_normalise(resources.image_features(held_out, IMAGE_ENCODER).pooled)
+    held = l2_normalise(resources.image_features(held_out, STAND_INS.image).pooled)
     train_features = l2_normalise(data.image_features(resources).pooled)
     similarity = (train_features @ held.T).max(axis=1)
     dropped = {doc_id for doc_id, sim in zip(data.image_ids, similarity) if sim >= threshold}

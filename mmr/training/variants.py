@@ -29,9 +29,10 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from mmr.corpus.images import WHITE, pad_to_square
-from mmr.encoders.efficientnet import ImageFeatures
+from mmr.encoders.base import ImageFeatures
+from mmr.encoders.registry import STAND_INS
 from mmr.retrievers.base import Resources
-from mmr.training.data import IMAGE_ENCODER, Example, TrainingData
+from mmr.training.data import Example, TrainingData
 from mmr.types import Document
 
 MAX_KEYWORDS_IN_CAPTION = 6  # the first few keywords name the object; later ones drift ("fenland", "froggy")
@@ -159,7 +160,7 @@ def with_augmented_views(data: TrainingData, resources: Resources, views: int) -
     examples = list(data.examples)
     image_examples = [e for e in data.examples if data.documents[e.positive_id].modality == "image"]
     for view in range(1, views + 1):
-        features.append(resources.image_features(originals, IMAGE_ENCODER, view=AugmentedView(view)))
+        features.append(resources.image_features(originals, STAND_INS.image, view=AugmentedView(view)))
         documents.update({view_id(doc.id, view): _as_view(doc, view) for doc in originals})
         examples += [Example(e.query, view_id(e.positive_id, view), e.group) for e in image_examples]
     # Images first, in feature order (originals, then view 1, 2, ...), then the text documents.

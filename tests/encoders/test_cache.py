@@ -42,7 +42,7 @@ def test_small_batches_and_the_encoders_own_attributes_pass_through(tmp_path):
 
 def test_a_large_image_set_is_encoded_once_with_its_grid_and_serves_both_requests(tmp_path, monkeypatch):
     from mmr.config import Settings
-    from mmr.encoders.efficientnet import ImageFeatures
+    from mmr.encoders.base import ImageFeatures
     from mmr.retrievers import base
     from mmr.types import Document
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mmr.encoders import load_encoder
+from mmr.encoders import l2_normalise, load_encoder
 from mmr.encoders.clip import CLIP_PATH_VARIABLE, CLIPImageEncoder, CLIPTextEncoder
 from tests.tiny_clip import save_tiny_clip
 
@@ -52,6 +52,18 @@ def test_patch_states_are_the_grid_without_the_class_token(tiny_clip):
     states = encoder.patch_states(images()[:2])
     assert states.shape == (2, 16, 16)  # 32 / 8 = a 4x4 grid of 16-wide states
     assert not np.allclose(states[0, 0], states[0, 5])
+
+
+def test_as_a_vision_backbone_it_states_its_sizes_and_has_no_classifier(tiny_clip):
+    encoder = CLIPImageEncoder("clip-image", tiny_clip, device="cpu")
+    assert (encoder.dim, encoder.grid_dim, encoder.grid_tokens) == (8, 16, 16)
+    features = encoder.features(images()[:3], keep_grid=True, batch_size=2)  # two batches joined
+    assert features.pooled.shape == (3, 8) and features.grid.shape == (3, 16, 16) and features.logits is None
+    np.testing.assert_allclose(l2_normalise(features.pooled), encoder.encode(images()[:3]), atol=1e-5)
+    np.testing.assert_allclose(features.grid[:2], encoder.patch_states(images()[:2]), atol=1e-5)
+    assert encoder.features(images()[:2]).grid is None and encoder.class_head() is None
+    empty = encoder.features([], keep_grid=True)
+    assert empty.pooled.shape == (0, 8) and empty.grid.shape == (0, 16, 16)
 
 
 def test_registry_loads_from_the_folder_the_variable_names_and_says_what_to_do_without_it(tiny_clip, monkeypatch):

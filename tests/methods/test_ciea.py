@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmr.encoders.efficientnet import ImageFeatures
+from mmr.encoders.base import ImageFeatures
 from mmr.methods.ciea import (
     CieaRetriever,
     ComplementExtractor,

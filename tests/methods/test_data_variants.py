@@ -7,9 +7,10 @@ import pytest
 from PIL import Image
 
 from mmr.config import Settings
-from mmr.encoders.efficientnet import ImageFeatures
+from mmr.encoders.base import ImageFeatures
+from mmr.encoders.registry import STAND_INS
 from mmr.retrievers.base import Resources
-from mmr.training.data import IMAGE_ENCODER, Example, TrainingData
+from mmr.training.data import Example, TrainingData
 from mmr.training.overrides import OverrideError, apply_overrides
 from mmr.training.variants import (
     AugmentedView,
@@ -151,12 +152,12 @@ def test_resources_encode_each_view_apart_and_cache_it_apart(tmp_path):
             return Image.new("RGB", image.size, (255, 255, 255))
 
     resources = Resources(Settings(index_store=tmp_path / "store"))
-    resources._encoders[IMAGE_ENCODER] = MeanColour()
-    plain = resources.image_features([doc], IMAGE_ENCODER).pooled
-    whitened = resources.image_features([doc], IMAGE_ENCODER, view=Whiten()).pooled
+    resources._encoders[STAND_INS.image] = MeanColour()
+    plain = resources.image_features([doc], STAND_INS.image).pooled
+    whitened = resources.image_features([doc], STAND_INS.image, view=Whiten()).pooled
     assert plain.tolist() == [[0, 0, 255]] and whitened.tolist() == [[255, 255, 255]]
-    assert resources.image_features([doc], IMAGE_ENCODER).pooled.tolist() == [[0, 0, 255]]  # from its own cache
-    assert len(list((tmp_path / "store" / "features" / IMAGE_ENCODER).glob("*.npz"))) == 2
+    assert resources.image_features([doc], STAND_INS.image).pooled.tolist() == [[0, 0, 255]]  # from its own cache
+    assert len(list((tmp_path / "store" / "features" / STAND_INS.image).glob("*.npz"))) == 2
 
 
 def test_options_are_checked_when_set_from_the_command_line():

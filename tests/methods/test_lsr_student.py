@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from mmr.config import Settings
-from mmr.encoders.efficientnet import ImageFeatures
+from mmr.encoders.base import ImageFeatures
 from mmr.methods.lsr.head import SparseHead, Vocabulary
 from mmr.methods.lsr.model import LSRConfig, LSRModel
 from mmr.methods.lsr.student import QueryStudent, StaticQueryStudent, load_student, teach_student

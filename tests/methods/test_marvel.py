@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmr.encoders.efficientnet import ImageFeatures
+from mmr.encoders.base import ImageFeatures
 from mmr.encoders.neighbours import CaptionPool
 from mmr.methods import visual_training
 from mmr.methods.marvel import MarvelRetriever

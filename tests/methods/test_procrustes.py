@@ -1,11 +1,13 @@
 """Procrustes / least squares and its gMLP mapper, on synthetic data whose right answer is known."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from mmr.encoders import l2_normalise
-from mmr.encoders.efficientnet import ImageFeatures
+from mmr.encoders.base import ImageFeatures
 from mmr.methods.gmlp import GatedMapper, GmlpConfig, gated_mapper
 from mmr.methods.procrustes import (
     AffineSide,
@@ -116,13 +118,14 @@ def test_pca_basis_orders_directions_by_variance_and_whitens():
     np.testing.assert_allclose(((x - basis.mean) @ basis.project(2, whiten=True)).std(0), 1.0, atol=1e-3)
 
 
-def spatial_problem(n: int, rng: np.random.Generator, channels: int = 6):
-    """Texts say WHERE a pattern sits in the 7x7 grid; pooled features (the mean) cannot tell."""
+def spatial_problem(n: int, rng: np.random.Generator, channels: int = 6, side: int = 7):
+    """Texts say WHERE a pattern sits in the side x side grid (top or bottom rows); the mean cannot tell."""
     where = rng.integers(0, 2, n)
-    grid = np.abs(rng.standard_normal((n, 49, channels))).astype(np.float32) * 0.1 + 1.0
+    cells = side * side
+    grid = np.abs(rng.standard_normal((n, cells, channels))).astype(np.float32) * 0.1 + 1.0
     pattern = np.zeros(channels, np.float32)
     pattern[0] = 3.0
-    top, bottom = np.arange(21), np.arange(28, 49)
+    top, bottom = np.arange(side * (side // 2)), np.arange(cells - side * (side // 2), cells)
     for i in range(n):
         grid[i, top if where[i] else bottom] += pattern
     texts = np.eye(4, dtype=np.float32)[where]
@@ -143,7 +146,7 @@ def test_gmlp_mapper_starts_at_the_linear_map_and_learns_what_pooling_loses(one_
     rng = np.random.default_rng(5)
     grid, pooled, texts, where = spatial_problem(32, rng)
     linear = LinearMapper(AffineSide(np.zeros(4), np.eye(4)), AffineSide(np.zeros(6), rng.standard_normal((6, 4))))
-    mapper = gated_mapper(linear, pooled, GmlpConfig(token_dim=6, d_ffn=16, blocks=1))
+    mapper = gated_mapper(linear, pooled, GmlpConfig(token_dim=6, d_ffn=16, blocks=1), grid_tokens=grid.shape[1])
     p, g, t = torch.from_numpy(pooled), torch.from_numpy(grid), torch.from_numpy(texts)
     with torch.no_grad():  # zero-initialised head: the branch is silent before training
         np.testing.assert_allclose(mapper.encode_image(p, g).numpy(), linear.encode_image(p).numpy(), atol=1e-6)
@@ -164,19 +167,24 @@ def test_gmlp_mapper_starts_at_the_linear_map_and_learns_what_pooling_loses(one_
     assert (scores.argmax(1).numpy() == where).mean() > 0.95
 
 
-@pytest.mark.parametrize("kind", ["linear", "gmlp"])
+@pytest.mark.parametrize("kind", ["linear", "gmlp", "gmlp saved without its grid size"])
 def test_saved_mapper_reloads_identically(tmp_path, kind):
     rng = np.random.default_rng(6)
-    grid, pooled, _, _ = spatial_problem(10, rng)
+    grid, pooled, _, _ = spatial_problem(10, rng, side=4)  # not 7 x 7: the size comes from the grid given
     mapper = LinearMapper(
         AffineSide(rng.random(4), rng.standard_normal((4, 3))), AffineSide(rng.random(6), rng.standard_normal((6, 3)))
     )
-    if kind == "gmlp":
-        mapper = gated_mapper(mapper, pooled, GmlpConfig(token_dim=5, d_ffn=8, blocks=2))
+    if kind != "linear":
+        mapper = gated_mapper(mapper, pooled, GmlpConfig(token_dim=5, d_ffn=8, blocks=2), grid_tokens=16)
         torch.nn.init.normal_(mapper.head.weight)
     save_mapper(mapper, tmp_path)
+    if kind == "gmlp saved without its grid size":  # as mappers were saved before the config recorded it
+        config = json.loads((tmp_path / "config.json").read_text())
+        del config["grid_tokens"]
+        (tmp_path / "config.json").write_text(json.dumps(config))
     loaded = load_mapper(tmp_path)
-    assert type(loaded) is type(mapper) and loaded.needs_grid == (kind == "gmlp")
+    assert getattr(loaded, "grid_tokens", 16) == 16
+    assert type(loaded) is type(mapper) and loaded.needs_grid == (kind != "linear")
     p, g = torch.from_numpy(pooled), torch.from_numpy(grid)
     with torch.no_grad():
         np.testing.assert_allclose(loaded.encode_image(p, g).numpy(), mapper.encode_image(p, g).numpy(), atol=1e-6)
@@ -197,7 +205,7 @@ def test_model_wrapper_gives_normalised_float32_rows():
     linear = LinearMapper(
         AffineSide(np.zeros(4), rng.standard_normal((4, 3))), AffineSide(np.zeros(6), rng.standard_normal((6, 3)))
     )
-    for mapper in (linear, gated_mapper(linear, pooled, GmlpConfig(token_dim=4, d_ffn=8))):
+    for mapper in (linear, gated_mapper(linear, pooled, GmlpConfig(token_dim=4, d_ffn=8), grid.shape[1])):
         model = MappedSpaceModel(FakeTextEncoder(), mapper, batch_size=2)
         images = model.encode_images(ImageFeatures(pooled, np.zeros((5, 1000)), grid))
         texts = model.encode_texts(["a cat", "banana"])
@@ -205,4 +213,4 @@ def test_model_wrapper_gives_normalised_float32_rows():
             assert rows.dtype == np.float32 and rows.shape[1] == 3
             np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 1.0, rtol=1e-5)
     with pytest.raises(ValueError, match="keep_grid"):
-        GatedMapper.encode_image(gated_mapper(linear, pooled, GmlpConfig(token_dim=4, d_ffn=8)), torch.ones(1, 6))
+        GatedMapper.encode_image(gated_mapper(linear, pooled, GmlpConfig(token_dim=4, d_ffn=8), 49), torch.ones(1, 6))

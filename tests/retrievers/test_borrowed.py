@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from mmr.config import Settings
-from mmr.encoders.base import l2_normalise
-from mmr.encoders.efficientnet import ImageFeatures
+from mmr.encoders.base import ImageFeatures, l2_normalise
 from mmr.encoders.neighbours import CaptionPool, NeighbourCaptioner
 from mmr.retrievers import Resources
 from mmr.retrievers.borrowed import NAME, BorrowedCaptionsModel, BorrowedCaptionsRetriever

@@ -1,6 +1,6 @@
 """Dense2Sparse learned sparse retrieval (after "Multimodal Learned Sparse Retrieval with Probabilistic
 Expansion Control", Nguyen et al., ECIR 2024): a frozen dense retriever's vectors become weights over
-MiniLM's WordPiece vocabulary, served from an inverted index.
+the text backbone's WordPiece vocabulary, served from an inverted index.
 
 Modules: ``head`` (the model and its schedules), ``teacher`` (which dense retriever is imitated),
 ``model`` (what is saved and served), ``index`` (Seismic + exact reference), ``retriever``,

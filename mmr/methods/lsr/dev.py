@@ -17,11 +17,12 @@ import torch
 from mmr.collections import load_collection
 from mmr.config import Settings
 from mmr.corpus.splits import load_benchmark
+from mmr.encoders.registry import STAND_INS
 from mmr.methods.lsr.head import SparseHead, Vocabulary, document_mask
 from mmr.methods.lsr.model import DOCUMENT_TERMS, keep_heaviest, prune_rows
 from mmr.methods.lsr.report import heaviest_term_is_own, longest_lists_share
 from mmr.retrievers.base import Resources
-from mmr.retrievers.trained import IMAGE_ENCODER, DualEncoderModel
+from mmr.retrievers.trained import DualEncoderModel
 from mmr.training.data import mrr_at_10, mrr_at_10_of_scores
 
 DEV_SETS = (("stamps", "images"), ("mixed", "mixed"))  # (collection, benchmark setting)
@@ -50,7 +51,7 @@ class DevProbe:
         benchmark = load_benchmark(settings.benchmark_dir, setting, "dev")
         images, texts = corpus.of_modality("image"), [d.text for d in corpus.of_modality("text")]
         grid = bool(getattr(teacher, "needs_grid", False))
-        parts = [teacher.encode_images(resources.image_features(images, IMAGE_ENCODER, keep_grid=grid))]
+        parts = [teacher.encode_images(resources.image_features(images, STAND_INS.image, keep_grid=grid))]
         if texts:
             parts.append(teacher.encode_texts(texts))
         self.name = collection  # prefixes its keys in the history: dev_stamps_expanded, ...

@@ -1,7 +1,7 @@
 """The Dense2Sparse head and the two schedules that shape its training.
 
 A frozen dense vector (text or image, from the teacher) becomes a weight per WordPiece term:
-``log1p(relu(decoder(LayerNorm(Linear(v)))))``. The decoder is initialised from MiniLM's
+``log1p(relu(decoder(LayerNorm(Linear(v)))))``. The decoder is initialised from the text backbone's
 word-embedding matrix, the idea of a tied MLM decoder: at the start, a term scores by how close its
 input embedding lies to the projected vector. One head serves images and texts alike.
 

@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from mmr.encoders.efficientnet import ImageFeatures
+from mmr.encoders.base import ImageFeatures
 from mmr.methods.lsr.head import SparseHead, TermSubsetHead, Vocabulary
 from mmr.methods.lsr.student import NO_STUDENT, STUDENT_DIR, QueryStudent, StaticQueryStudent, load_student
 from mmr.retrievers.base import Resources

@@ -1,11 +1,11 @@
 """Teaching the head's vocabulary projector to name words before it distils.
 
 The paper's projector is DistilBERT's masked-language-model head: it already maps a hidden state to the
-words that state means. MiniLM ships without one, so our head starts from the tied word-embedding matrix
-alone, and a pooled sentence vector lies near no particular word's input embedding: after distillation
-"flower" was the 404th of 569 terms of "a red flower". So before distilling, the head learns to put its
-weight on a text's own words from the teacher's vector of that text: a softmax over the usable vocabulary
-against the uniform distribution over the text's content tokens (stop words and punctuation left out).
+words that state means. The stand-in text backbone ships without one, so our head starts from the tied
+word-embedding matrix alone, and a pooled sentence vector lies near no particular word's input embedding:
+after distillation "flower" was the 404th of 569 terms of "a red flower". So before distilling, the head
+learns to put its weight on a text's own words from the teacher's vector of that text: a softmax over the
+usable vocabulary against the uniform distribution over the text's content tokens (stop words and punctuation left out).
 That is the MLM head's objective with the whole text masked at once, a bag-of-words reconstruction. Every
 text the training set holds takes part (training queries: captions and lemmas; text documents: glosses), and
 each image learns the content tokens of the queries paired with it, as the paper's expansion control

@@ -16,13 +16,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from mmr.corpus.format import Corpus
+from mmr.encoders.registry import STAND_INS
 from mmr.index import IndexMismatchError, IndexParams
 from mmr.methods.lsr.index import CENTROID_FRACTION, SUMMARY_ENERGY, SparseIndex
 from mmr.methods.lsr.model import CONFIG_FILE, DOCUMENT_TERMS, LSRModel, prune_row, prune_rows
 from mmr.methods.lsr.teacher import teacher_tag
 from mmr.methods.lsr.words import readable_terms
 from mmr.retrievers.base import Resources, Retriever
-from mmr.retrievers.trained import IMAGE_ENCODER, model_fingerprint
+from mmr.retrievers.trained import model_fingerprint
 from mmr.types import Hit, Query
 
 NAME = "lsr"
@@ -90,7 +91,7 @@ class LSRRetriever(Retriever):
             blocks.append(model.encode_texts([docs[i].text for i in text_rows]))
         if image_rows:
             features = resources.image_features(
-                [docs[i] for i in image_rows], IMAGE_ENCODER, keep_grid=model.needs_grid
+                [docs[i] for i in image_rows], STAND_INS.image, keep_grid=model.needs_grid
             )
             blocks.append(model.encode_images(features))
         stacked = sp.vstack(blocks, format="csr", dtype=np.float32)
@@ -125,7 +126,7 @@ class LSRRetriever(Retriever):
         if query.text:
             parts.append(self.model.encode_queries([query.text], head))
         if query.image is not None:
-            encoder = self.resources.encoder(IMAGE_ENCODER)
+            encoder = self.resources.encoder(STAND_INS.image)
             features = encoder.features([query.image], keep_grid=self.model.needs_grid)
             parts.append(self.model.encode_image_queries(features, head))
         if not parts:

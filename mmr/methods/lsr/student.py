@@ -3,7 +3,8 @@
 A query through the teacher and the head can never cost less than the teacher: it runs the teacher's whole
 text encoder first. SPLADE's efficiency study (Lassance and Clinchant, 2022) answers this with a query
 encoder much smaller than the document one; here the documents keep the teacher's vectors and the head, and
-a query goes through ``layers`` of MiniLM's six layers (the teacher's own bottom, which it keeps frozen),
+a query goes through the first ``layers`` of the text backbone's layers (the teacher's own bottom, which it
+keeps frozen),
 mean-pooled and mapped by a linear layer onto the teacher's vector of the same text, learned by cosine on
 the texts it will encode (every training query and image verbalisation). The head then reads the student's
 vector as it reads the teacher's. It reads at most ``max_length`` tokens: a longer query is cut there.
@@ -36,7 +37,8 @@ from mmr.training.common import minibatches
 STUDENT_DIR = "query_student"
 WEIGHTS_FILE, SETTINGS_FILE = "student.safetensors", "student.json"
 BASE_DIR, TOKENIZER_DIR = "base", "tokenizer"
-# The kinds a model's config may name (LSRConfig.query_student): none, the first layers of MiniLM, a token table.
+# The kinds a model's config may name (LSRConfig.query_student): none, the text backbone's first layers, a
+# token table.
 NO_STUDENT, LAYERS_STUDENT, STATIC_STUDENT = "none", "layers", "static"
 QUERY_STUDENTS = (NO_STUDENT, LAYERS_STUDENT, STATIC_STUDENT)
 
@@ -82,7 +84,7 @@ class QueryStudent(nn.Module):
 
     def optimizer(self, learning_rate: float) -> torch.optim.Optimizer:
         """AdamW over everything but the word-embedding matrix, which stays the base's: it is most of the
-        weights (30,522 x 384 for MiniLM), updating it every step cost more than the layers, and a query's rare
+        weights (vocabulary x hidden), updating it every step cost more than the layers, and a query's rare
         words would drift from it."""
         self.bert.get_input_embeddings().weight.requires_grad_(False)
         return torch.optim.AdamW([p for p in self.parameters() if p.requires_grad], lr=learning_rate, weight_decay=0.01)

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from mmr.config import Settings
-from mmr.encoders.efficientnet import ImageFeatures
+from mmr.encoders.base import ImageFeatures
+from mmr.encoders.registry import STAND_INS
 from mmr.retrievers.base import Resources
 from mmr.retrievers.trained import DualEncoderModel
 
@@ -26,16 +27,14 @@ ZERO_SHOT_TEACHER = "zeroshot-verbal"
 
 
 class ZeroShotTeacher:
-    """The zero-shot verbalisation retriever as a dual encoder: MiniLM for texts, the
+    """The zero-shot verbalisation retriever as a dual encoder: the text backbone for texts, the
     softmax-weighted ImageNet class-name embedding for images."""
 
     needs_grid = False
 
     def __init__(self, resources: Resources):
-        from mmr.retrievers.zeroshot import TEXT_ENCODER
-
-        self.text_encoder = resources.encoder(TEXT_ENCODER)
-        self.verbaliser = resources.verbaliser(TEXT_ENCODER)
+        self.text_encoder = resources.encoder(STAND_INS.text)
+        self.verbaliser = resources.verbaliser(STAND_INS.text)
         self.dim = self.text_encoder.dim
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
@@ -87,9 +86,7 @@ def load_teacher(name: str, resources: Resources) -> DualEncoderModel:
 def teacher_tag(name: str, settings: Settings) -> str:
     """Identifies the teacher's weights: retraining the teacher makes the sparse head stale."""
     if name == ZERO_SHOT_TEACHER:
-        from mmr.retrievers.zeroshot import IMAGE_ENCODER, TEXT_ENCODER
-
-        return f"{name}@{TEXT_ENCODER}+{IMAGE_ENCODER}"
+        return f"{name}@{STAND_INS.text}+{STAND_INS.image}"
     from mmr.retrievers.trained import model_fingerprint
 
     return f"{name}@{model_fingerprint(settings.model_dir(name))}"

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from mmr.config import Settings
+from mmr.encoders.registry import STAND_INS, checkpoint_path
 from mmr.methods.lsr.dev import DevProbe, dev_probes, mean_over, relative_cost
 from mmr.methods.lsr.head import (
     SPARSITY_PENALTIES,
@@ -101,7 +102,7 @@ class LSRTraining:
     # weights learned in the same distillation, and searching runs no encoder (SparseHead.queries).
     query_encoder: str = "teacher"
     query_weights_learning_rate: float = 1e-2
-    # Teacher queries through a query student (student.py: "layers", the first query_student_layers MiniLM
+    # Teacher queries through a query student (student.py: "layers", the first query_student_layers text backbone
     # layers, or "static", a token table), taught before the head by cosine to the teacher's vectors of every
     # training query and image verbalisation; the head then distils on the student's vectors, as it will be
     # served. "none": the teacher itself.
@@ -231,8 +232,6 @@ def teach_query_student(
     """student.py's query encoder, taught on what it will encode: every training query and, where the teacher
     verbalises images, every training image's words (not the glosses: documents keep the teacher). Sets what
     the head reads for each training and dev query to the student's vectors."""
-    from mmr.encoders.hf_text import packaged_minilm_path
-
     started = time.time()
     texts, targets = list(tables.query_texts), [tables.queries.numpy()]
     if hasattr(teacher, "verbalisations"):
@@ -240,11 +239,11 @@ def teach_query_student(
         texts += words
         targets.append(np.asarray(teacher.encode_texts(words), np.float32))
     if hp.query_student == STATIC_STUDENT:
-        tokenizer = Vocabulary.from_path(packaged_minilm_path()).tokenizer
+        tokenizer = Vocabulary.from_path(checkpoint_path(STAND_INS.text)).tokenizer
         student = StaticQueryStudent.from_teacher(tokenizer, teacher.encode_texts)
         learning_rate = hp.static_student_learning_rate
     else:
-        student = QueryStudent.from_base(packaged_minilm_path(), hp.query_student_layers, teacher.dim)
+        student = QueryStudent.from_base(checkpoint_path(STAND_INS.text), hp.query_student_layers, teacher.dim)
         learning_rate = hp.student_learning_rate
     before = {probe.name: _cosine(student.encode(probe.query_texts), probe.queries) for probe in probes}
     losses = teach_student(
@@ -322,15 +321,13 @@ def train(
 ) -> Manifest:
     """Train, choose on dev, and (``save``) write the model and its manifest; ``save=False`` only reports,
     for exploratory runs that must not replace the served model."""
-    from mmr.encoders.hf_text import packaged_minilm_path
-
     hp = hp or LSRTraining()
     torch.set_num_threads(2)  # the machine is shared; two cores is the budget
     started = time.time()
     rng = seed_everything(seed)
     teacher_name = choose_teacher(settings, hp.teacher)
     teacher = load_teacher(teacher_name, resources)
-    vocabulary = Vocabulary.from_path(packaged_minilm_path())
+    vocabulary = Vocabulary.from_path(checkpoint_path(STAND_INS.text))
     data = load_training_data(settings, resources)
     unlabelled = min(hp.unlabelled_pairs, int(hp.unlabelled_per_labelled * len(data.examples)))
     if unlabelled:
@@ -340,7 +337,7 @@ def train(
     if hp.hard_negatives:
         tables.mine_image_neighbours(hp.hard_negatives)
     probes = dev_probes(settings, resources, teacher, vocabulary)
-    embeddings = word_embeddings(packaged_minilm_path())
+    embeddings = word_embeddings(checkpoint_path(STAND_INS.text))
     head = SparseHead(teacher.dim, embeddings, vocabulary.usable, lexical_queries=hp.query_encoder == LEXICAL_QUERIES)
     projector = teach_projector(head, tables, vocabulary, probes[0], hp, rng) if hp.projector_epochs else None
     student, taught = None, []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from abc import abstractmethod
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar, Protocol
 
@@ -19,7 +20,7 @@ from mmr.config import BUILD_COMMAND
 from mmr.corpus.format import Corpus
 from mmr.encoders.efficientnet import ImageFeatures
 from mmr.index import DenseIndex, IndexMismatchError, IndexParams
-from mmr.retrievers.base import Resources, Retriever, dense_query_vector
+from mmr.retrievers.base import DenseRetriever, Resources, dense_query_vector
 from mmr.training.common import MANIFEST
 from mmr.types import Hit, Query
 
@@ -44,7 +45,7 @@ def model_fingerprint(folder: Path) -> str:
     return hashlib.sha256(manifest.read_bytes()).hexdigest()[:12]
 
 
-class TrainedDenseRetriever(Retriever):
+class TrainedDenseRetriever(DenseRetriever):
     name: ClassVar[str]
 
     def __init__(self, resources: Resources, model: DualEncoderModel, index: DenseIndex, corpus: Corpus | None = None):
@@ -64,7 +65,7 @@ class TrainedDenseRetriever(Retriever):
     @classmethod
     def params_for(cls, corpus: Corpus, dim: int, resources: Resources) -> IndexParams:
         tag = model_fingerprint(cls.model_folder(resources))
-        return IndexParams(cls.name, f"{cls.name}@{tag}", dim, corpus.name, corpus.fingerprint)
+        return cls.dense_params(f"{cls.name}@{tag}", dim, corpus)
 
     @classmethod
     def embed_corpus(cls, model: DualEncoderModel, corpus: Corpus, resources: Resources) -> np.ndarray:
@@ -85,7 +86,7 @@ class TrainedDenseRetriever(Retriever):
         model = cls.load_model(cls.model_folder(resources), resources)
         vectors = cls.embed_corpus(model, corpus, resources)
         params = cls.params_for(corpus, model.dim, resources)
-        index = DenseIndex(vectors, [d.id for d in corpus.documents], params)
+        index = DenseIndex.build(vectors, [d.id for d in corpus.documents], params)
         index.save(folder)
         return cls(resources, model, index, corpus)
 
@@ -94,7 +95,7 @@ class TrainedDenseRetriever(Retriever):
         model_dir = cls.model_folder(resources)
         expected = cls.params_for(corpus, 0, resources)
         model = cls.load_model(model_dir, resources)
-        expected = IndexParams(**{**expected.__dict__, "dim": model.dim})
+        expected = replace(expected, dim=model.dim)
         try:
             index = DenseIndex.load(folder, expected=expected)
         except IndexMismatchError as err:

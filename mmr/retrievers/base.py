@@ -14,7 +14,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 from PIL import Image
@@ -25,6 +25,7 @@ from mmr.encoders import Encoder, l2_normalise, load_encoder
 from mmr.encoders.base import ImageFeatures, TextEncoder
 from mmr.encoders.cache import CachedTextEncoder
 from mmr.encoders.registry import STAND_INS
+from mmr.index import FLAT, IndexParams
 from mmr.types import Document, Hit, Query
 
 GRID_ALWAYS_FROM = 256  # documents; smaller sets (a query, a test's few images) are encoded as asked
@@ -71,6 +72,27 @@ class Retriever(ABC):
     @classmethod
     @abstractmethod
     def load(cls, corpus: Corpus, resources: Resources, folder: Path) -> Retriever: ...
+
+
+class DenseRetriever(Retriever):
+    """A retriever over a faiss ``DenseIndex``. How its index is built is part of the class, as data: a
+    faiss factory string and the search parameters that go with it (e.g. "IVF256,Flat" with
+    ``{"nprobe": 16}``). Flat, exact, unless a subclass names another."""
+
+    index_factory: ClassVar[str] = FLAT
+    index_search_params: ClassVar[dict] = {}
+
+    @classmethod
+    def dense_params(cls, encoder: str, dim: int, corpus: Corpus) -> IndexParams:
+        return IndexParams(
+            cls.name,
+            encoder,
+            dim,
+            corpus.name,
+            corpus.fingerprint,
+            faiss_factory=cls.index_factory,
+            search_params=dict(cls.index_search_params),
+        )
 
 
 class Resources:

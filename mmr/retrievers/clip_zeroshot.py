@@ -16,13 +16,13 @@ from mmr.corpus.format import Corpus
 from mmr.corpus.images import load_image
 from mmr.encoders.clip import checkpoint_tag
 from mmr.index import DenseIndex, IndexParams
-from mmr.retrievers.base import LazyImages, Resources, Retriever, dense_query_vector
+from mmr.retrievers.base import DenseRetriever, LazyImages, Resources, dense_query_vector
 from mmr.types import Hit, Query
 
 TEXT_ENCODER, IMAGE_ENCODER = "clip-text", "clip-image"
 
 
-class CLIPZeroShotRetriever(Retriever):
+class CLIPZeroShotRetriever(DenseRetriever):
     name = "clip-zeroshot"
 
     def __init__(self, resources: Resources, index: DenseIndex):
@@ -34,7 +34,7 @@ class CLIPZeroShotRetriever(Retriever):
     def params_for(cls, corpus: Corpus, resources: Resources) -> IndexParams:
         text = resources.encoder(TEXT_ENCODER)
         encoders = f"{TEXT_ENCODER}+{IMAGE_ENCODER}@{checkpoint_tag(text.path)}"
-        return IndexParams(cls.name, encoders, text.dim, corpus.name, corpus.fingerprint)
+        return cls.dense_params(encoders, text.dim, corpus)
 
     @classmethod
     def build(cls, corpus: Corpus, resources: Resources, folder: Path) -> CLIPZeroShotRetriever:
@@ -49,7 +49,7 @@ class CLIPZeroShotRetriever(Retriever):
                 [d.text for d in docs] if modality == "text" else LazyImages([d.image_path for d in docs], load_image)
             )
             vectors[rows] = resources.encoder(encoder_name).encode(items, progress=f"CLIP {modality} documents")
-        index = DenseIndex(vectors, [d.id for d in corpus.documents], params)
+        index = DenseIndex.build(vectors, [d.id for d in corpus.documents], params)
         index.save(folder)
         return cls(resources, index)
 

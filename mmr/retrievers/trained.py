@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from abc import abstractmethod
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar, Protocol
 
@@ -20,7 +21,7 @@ from mmr.corpus.format import Corpus
 from mmr.encoders.base import ImageFeatures
 from mmr.encoders.registry import STAND_INS
 from mmr.index import DenseIndex, IndexMismatchError, IndexParams
-from mmr.retrievers.base import Resources, Retriever, dense_query_vector
+from mmr.retrievers.base import DenseRetriever, Resources, dense_query_vector
 from mmr.training.common import MANIFEST
 from mmr.types import Hit, Query
 
@@ -43,7 +44,7 @@ def model_fingerprint(folder: Path) -> str:
     return hashlib.sha256(manifest.read_bytes()).hexdigest()[:12]
 
 
-class TrainedDenseRetriever(Retriever):
+class TrainedDenseRetriever(DenseRetriever):
     name: ClassVar[str]
 
     def __init__(self, resources: Resources, model: DualEncoderModel, index: DenseIndex, corpus: Corpus | None = None):
@@ -63,7 +64,7 @@ class TrainedDenseRetriever(Retriever):
     @classmethod
     def params_for(cls, corpus: Corpus, dim: int, resources: Resources) -> IndexParams:
         tag = model_fingerprint(cls.model_folder(resources))
-        return IndexParams(cls.name, f"{cls.name}@{tag}", dim, corpus.name, corpus.fingerprint)
+        return cls.dense_params(f"{cls.name}@{tag}", dim, corpus)
 
     @classmethod
     def embed_corpus(cls, model: DualEncoderModel, corpus: Corpus, resources: Resources) -> np.ndarray:
@@ -84,7 +85,7 @@ class TrainedDenseRetriever(Retriever):
         model = cls.load_model(cls.model_folder(resources), resources)
         vectors = cls.embed_corpus(model, corpus, resources)
         params = cls.params_for(corpus, model.dim, resources)
-        index = DenseIndex(vectors, [d.id for d in corpus.documents], params)
+        index = DenseIndex.build(vectors, [d.id for d in corpus.documents], params)
         index.save(folder)
         return cls(resources, model, index, corpus)
 
@@ -93,7 +94,7 @@ class TrainedDenseRetriever(Retriever):
         model_dir = cls.model_folder(resources)
         expected = cls.params_for(corpus, 0, resources)
         model = cls.load_model(model_dir, resources)
-        expected = IndexParams(**{**expected.__dict__, "dim": model.dim})
+        expected = replace(expected, dim=model.dim)
         try:
             index = DenseIndex.load(folder, expected=expected)
         except IndexMismatchError as err:

@@ -14,11 +14,11 @@ import numpy as np
 from mmr.corpus.format import Corpus
 from mmr.encoders.registry import STAND_INS
 from mmr.index import DenseIndex, IndexParams
-from mmr.retrievers.base import Resources, Retriever, dense_query_vector
+from mmr.retrievers.base import DenseRetriever, Resources, dense_query_vector
 from mmr.types import Hit, Query
 
 
-class VerbalisationRetriever(Retriever):
+class VerbalisationRetriever(DenseRetriever):
     name = "zeroshot-verbal"
 
     def __init__(self, resources: Resources, index: DenseIndex):
@@ -30,7 +30,7 @@ class VerbalisationRetriever(Retriever):
 
     @classmethod
     def params_for(cls, corpus: Corpus, dim: int) -> IndexParams:
-        return IndexParams(cls.name, f"{STAND_INS.text}+{STAND_INS.image}", dim, corpus.name, corpus.fingerprint)
+        return cls.dense_params(f"{STAND_INS.text}+{STAND_INS.image}", dim, corpus)
 
     @classmethod
     def embed_corpus(cls, corpus: Corpus, resources: Resources) -> np.ndarray:
@@ -51,7 +51,7 @@ class VerbalisationRetriever(Retriever):
     @classmethod
     def build(cls, corpus: Corpus, resources: Resources, folder: Path) -> VerbalisationRetriever:
         vectors = cls.embed_corpus(corpus, resources)
-        index = DenseIndex(vectors, [d.id for d in corpus.documents], cls.params_for(corpus, vectors.shape[1]))
+        index = DenseIndex.build(vectors, [d.id for d in corpus.documents], cls.params_for(corpus, vectors.shape[1]))
         index.save(folder)
         return cls(resources, index)
 

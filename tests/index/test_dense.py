@@ -17,7 +17,7 @@ def test_search_matches_brute_force(n, dim, k):
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     queries = rng.normal(size=(4, dim)).astype(np.float32)
     ids = [f"d{i}" for i in range(n)]
-    index = DenseIndex(vectors, ids, _params(dim))
+    index = DenseIndex.build(vectors, ids, _params(dim))
     results = index.search(queries, k)
     for query, hits in zip(queries, results):
         expected = np.argsort(-(vectors @ query), kind="stable")[: min(k, n)]
@@ -28,7 +28,7 @@ def test_search_matches_brute_force(n, dim, k):
 
 def test_save_load_roundtrip_and_mismatch(tmp_path):
     vectors = np.eye(4, dtype=np.float32)
-    index = DenseIndex(vectors, list("abcd"), _params(4))
+    index = DenseIndex.build(vectors, list("abcd"), _params(4))
     index.save(tmp_path / "idx")
     assert json.loads((tmp_path / "idx" / "params.json").read_text())["count"] == 4
     loaded = DenseIndex.load(tmp_path / "idx", expected=_params(4))
@@ -43,6 +43,6 @@ def test_save_load_roundtrip_and_mismatch(tmp_path):
 
 def test_rejects_wrong_shapes():
     with pytest.raises(ValueError):
-        DenseIndex(np.zeros((3, 4), np.float32), ["a", "b"], _params(4))
+        DenseIndex.build(np.zeros((3, 4), np.float32), ["a", "b"], _params(4))
     with pytest.raises(ValueError):
-        DenseIndex(np.zeros((2, 5), np.float32), ["a", "b"], _params(4))
+        DenseIndex.build(np.zeros((2, 5), np.float32), ["a", "b"], _params(4))

@@ -77,9 +77,12 @@ def build_demo(resources):
 def main() -> None:
     import logging
 
+    from mmr.config import Settings, offline_hub_unless_told
+
+    offline_hub_unless_told()  # before gradio and the models' imports reach the hub's client
+
     import gradio as gr  # noqa: F401  (fail early with a clear ImportError if the UI extra is missing)
 
-    from mmr.config import Settings
     from mmr.training.background import ReleaseWatcher, start_background_training
     from webui.analysis_tab import ANALYSIS_CSS
     from webui.context import load_resources

@@ -15,6 +15,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 DATA_DIR_VARIABLE = "MMR_DATA_DIR"
+CLIP_PATH_VARIABLE = "MMR_CLIP_PATH"
 # Where a trained method's releases live: releases/<name>/<stamp>/{model,indexes/<collection>}, and
 # releases/<name>/CURRENT names the one served. Switching a release is one atomic rename of CURRENT.
 CURRENT_RELEASE = "CURRENT"
@@ -51,6 +52,16 @@ class Settings:
     db_path_override: str | None = field(default_factory=lambda: os.environ.get("MMR_DB"))
     sources: SourcePaths = field(default_factory=SourcePaths)
     device: str | None = field(default_factory=lambda: os.environ.get("MMR_DEVICE") or None)
+    # Torch threads a trainer uses: the budget machine's two cores. Set MMR_TRAIN_THREADS=1 when other jobs keep
+    # the cores busy, where a second thread waits on synchronisation more than it works (2.5-3.5x slower per
+    # step at load 8-13 on 2 cores); not guessed from the load average, which reads busy right after a build.
+    training_threads: int = field(default_factory=lambda: int(os.environ.get("MMR_TRAIN_THREADS", "2")))
+    # A local CLIP checkpoint folder (save_pretrained layout) for the clip-* encoders; none ships here.
+    clip_path: Path | None = field(
+        default_factory=lambda: (
+            Path(os.environ[CLIP_PATH_VARIABLE]).expanduser() if os.environ.get(CLIP_PATH_VARIABLE) else None
+        )
+    )
     # The app trains what has no model in a background process (MMR_TRAIN_IN_BACKGROUND=0: it serves what is
     # built and trains nothing), and looks for new releases every reload_seconds.
     train_in_background: bool = field(
@@ -141,3 +152,10 @@ class Settings:
 
 
 BUILD_COMMAND = "python -m mmr build"
+
+
+def offline_hub_unless_told() -> None:
+    """Entry points (the CLI, the app) call this before anything imports transformers: this project loads
+    every model from a local folder, and on a machine without the hub a lookup there would only wait and
+    fail. ``HF_HUB_OFFLINE=0`` in the environment lets a machine that has the hub use it."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -13,7 +13,6 @@ through its projection, L2-normalised, so text and image vectors share one space
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -22,26 +21,23 @@ import numpy as np
 import torch
 from PIL import Image
 
+from mmr.config import CLIP_PATH_VARIABLE, Settings
 from mmr.corpus.images import pad_to_square
 from mmr.device import resolve_device
 from mmr.encoders.base import ImageFeatures, TextEncoder, VisionBackbone, batched, l2_normalise
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # as in hf_text: never reach for a hub that is not there
-
-CLIP_PATH_VARIABLE = "MMR_CLIP_PATH"
-
 
 def clip_checkpoint_path() -> Path:
-    """The folder ``MMR_CLIP_PATH`` names; a clear error when it is unset or holds no CLIP checkpoint."""
-    value = os.environ.get(CLIP_PATH_VARIABLE)
-    if not value:
+    """The folder ``Settings.clip_path`` (``MMR_CLIP_PATH``) names; a clear error when it is unset or holds no
+    CLIP checkpoint."""
+    path = Settings().clip_path
+    if path is None:
         raise FileNotFoundError(
             f"no CLIP checkpoint: set {CLIP_PATH_VARIABLE} to a local folder holding one (config.json, weights, "
             "tokenizer and preprocessor files, as save_pretrained writes them); none ships with this project"
         )
-    path = Path(value).expanduser()
     if not (path / "config.json").exists():
-        raise FileNotFoundError(f"{CLIP_PATH_VARIABLE}={value} has no config.json: not a saved CLIP checkpoint")
+        raise FileNotFoundError(f"{CLIP_PATH_VARIABLE}={path} has no config.json: not a saved CLIP checkpoint")
     return path
 
 

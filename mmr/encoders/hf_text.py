@@ -6,7 +6,6 @@ and published checkpoints alike; tests load it on a tiny config they create.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,9 +14,6 @@ import torch
 
 from mmr.device import resolve_device
 from mmr.encoders.base import TextEncoder, batched, l2_normalise
-
-# Keeps transformers from trying to reach a model hub that is not there.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 class HFTextEncoder(TextEncoder):

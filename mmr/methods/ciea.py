@@ -298,7 +298,7 @@ def train(
     unless ``save`` is False. ``hp`` changes the training data; by default it is MARVEL's."""
     started = time.time()
     hp = hp or marvel.SERVED_DATA
-    torch.set_num_threads(marvel.THREADS)
+    torch.set_num_threads(settings.training_threads)
     table, dev = load_tables(settings, resources, hp)
     pool = table_caption_pool(table, resources)
     model, trainer, start = fit(resources, table, dev, seed, stages, pool=pool)

@@ -267,7 +267,7 @@ GMLP = GmlpConfig(token_dim=128, d_ffn=256, blocks=1)
 
 def train(settings: Settings, resources: Resources, seed: int) -> Manifest:
     """Closed form (chosen on dev) -> contrastive tuning -> gMLP branch; keeps the best stage on dev."""
-    torch.set_num_threads(2)
+    torch.set_num_threads(settings.training_threads)
     rng = seed_everything(seed)
     start = time.time()
     data = load_training_data(settings, resources)

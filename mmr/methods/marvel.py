@@ -49,7 +49,6 @@ from mmr.training.variants import DataOptions, GridDataOptions
 log = logging.getLogger(__name__)
 
 NAME = "marvel"
-THREADS = 2  # the budget machine's cores; more threads than cores only adds contention
 STAGES = StageSettings(
     batch_size=64,  # MARVEL's
     visual_lr=3e-5,
@@ -102,7 +101,7 @@ def train(
     ``save`` is False (an exploratory run: the dev history only). ``hp`` changes the training data."""
     started = time.time()
     hp = hp or SERVED_DATA
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(settings.training_threads)
     rng = seed_everything(seed)
     table, dev = load_tables(settings, resources, hp)
     log.info("marvel: %d examples, %d images, %d text documents", len(table.queries), table.n_images, len(table.texts))

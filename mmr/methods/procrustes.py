@@ -343,7 +343,7 @@ def select_variant(
 
 def train(settings: Settings, resources: Resources, seed: int) -> Manifest:
     """Fit every closed-form variant on the training pairs and keep the best on dev (no gradient steps)."""
-    torch.set_num_threads(2)
+    torch.set_num_threads(settings.training_threads)
     seed_everything(seed)
     start = time.time()
     data = load_training_data(settings, resources)

@@ -20,7 +20,6 @@ images that look most like it (encoders/neighbours.py), both from the image alon
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import asdict, replace
 from functools import cached_property
@@ -126,16 +125,6 @@ class DenseInBatchRetriever(UniVLDRRetriever):
 # ----------------------------------------------------------------------------- shared set-up
 
 
-def training_threads(cores: int = 2) -> int:
-    """Two threads (the budget machine's cores) unless ``MMR_TRAIN_THREADS`` says otherwise: set it to 1
-    when other jobs keep the cores busy, where a second thread waits on synchronisation more than it works
-    (measured 2.5-3.5x slower per step at load 8-13 on 2 cores). Not guessed from the load average: right
-    after a previous run's index build, that still reads busy on an idle machine."""
-    threads = int(os.environ.get("MMR_TRAIN_THREADS", cores))
-    log.info("training with %d thread(s)", threads)
-    return threads
-
-
 class TrainingRun:
     """Everything both trainers load: data, dev set, a fresh model, and the frozen-layer cache."""
 
@@ -147,7 +136,7 @@ class TrainingRun:
         seed: int,
         data_options: DataOptions = SERVED_DATA,
     ):
-        torch.set_num_threads(training_threads())
+        torch.set_num_threads(settings.training_threads)
         self.start = time.time()
         self.rng = seed_everything(seed)  # before the model is built: its new weights are drawn from it
         self.settings = settings

@@ -322,7 +322,7 @@ def train(
     """Train, choose on dev, and (``save``) write the model and its manifest; ``save=False`` only reports,
     for exploratory runs that must not replace the served model."""
     hp = hp or LSRTraining()
-    torch.set_num_threads(2)  # the machine is shared; two cores is the budget
+    torch.set_num_threads(settings.training_threads)
     started = time.time()
     rng = seed_everything(seed)
     teacher_name = choose_teacher(settings, hp.teacher)

@@ -6,6 +6,8 @@ import importlib
 import os
 from dataclasses import dataclass
 
+from mmr.presets.base import PresetSpec
+from mmr.presets.registry import PRESETS
 from mmr.retrievers.base import Resources, Retriever
 
 
@@ -27,6 +29,7 @@ class RetrieverSpec:
     # Trained methods whose served model this one's training reads (a teacher, a start state, a reused
     # stage): the background trainer trains them first and skips this one when one of them failed.
     after: tuple[str, ...] = ()
+    preset: str | None = None  # a published checkpoint (mmr/presets/registry.py) served as this retriever
 
     def unmet_requirement(self) -> str | None:
         """What to do before this retriever can be built here (its ``needs_variable`` is unset), or None."""
@@ -35,8 +38,24 @@ class RetrieverSpec:
         return None
 
     def retriever_class(self) -> type[Retriever]:
+        if self.preset:
+            from mmr.retrievers.preset import preset_retriever
+
+            return preset_retriever(self.preset)
         module_name, class_name = self.loader.split(":")
         return getattr(importlib.import_module(module_name), class_name)
+
+
+def _preset_entry(spec: PresetSpec) -> RetrieverSpec:
+    return RetrieverSpec(
+        "mmr.retrievers.preset:PresetRetriever",
+        spec.label,
+        spec.family,
+        trained=False,  # trained by the paper's authors: nothing here trains it
+        description=f"the published checkpoint, read as its code reads it ({spec.source})",
+        needs_variable=spec.variable,
+        preset=spec.name,
+    )
 
 
 RETRIEVERS: dict[str, RetrieverSpec] = {
@@ -134,6 +153,8 @@ RETRIEVERS: dict[str, RetrieverSpec] = {
         hyperparameters="mmr.methods.marvel:SERVED_DATA",
         after=("marvel",),
     ),
+    # The published checkpoints: built only where their folder variable names their files (none ship here).
+    **{name: _preset_entry(spec) for name, spec in PRESETS.items()},
 }
 
 

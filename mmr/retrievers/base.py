@@ -125,10 +125,13 @@ class Resources:
         from mmr.encoders.verbaliser import ImageNetVerbaliser
 
         encoder = self.encoder(text_encoder)
+        return self.shared(f"verbaliser:{text_encoder}", lambda: ImageNetVerbaliser(encoder))
+
+    def shared(self, key: str, make):
+        """The object under ``key``, made by ``make()`` the first time any retriever of this process asks."""
         with self._lock:
-            key = f"verbaliser:{text_encoder}"
             if key not in self._extras:
-                self._extras[key] = ImageNetVerbaliser(encoder)
+                self._extras[key] = make()
             return self._extras[key]
 
     def image_features(
@@ -150,7 +153,8 @@ class Resources:
             if path.exists():
                 with np.load(path, allow_pickle=False) as data:
                     grid = data["grid"] if keep_grid else None
-                    return ImageFeatures(data["pooled"], data["logits"], grid)
+                    logits = data["logits"] if "logits" in data.files else None  # a backbone without a classifier
+                    return ImageFeatures(data["pooled"], logits, grid)
         key = _documents_key(documents, with_grid_now, view_key)
         path = folder / f"{key}.npz"
         encoder = self.encoder(encoder_name)
@@ -159,7 +163,9 @@ class Resources:
         label = f"{encoder_name} features" + (f" ({view_key})" if view_key else "")
         features = encoder.features(images, keep_grid=with_grid_now, progress=label)
         folder.mkdir(parents=True, exist_ok=True)
-        arrays = {"pooled": features.pooled, "logits": features.logits}
+        arrays = {"pooled": features.pooled}
+        if features.logits is not None:
+            arrays["logits"] = features.logits
         if with_grid_now:
             arrays["grid"] = features.grid.astype(np.float16)  # halves a large cache; ample precision
         # Written under a temporary name and renamed: a reader never sees half a cache file.

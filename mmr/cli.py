@@ -341,7 +341,8 @@ def import_corpus_command(
     for collection in imported:
         typer.echo(f"imported {collection.summary()}")
     names = [collection.name for collection in imported]
-    summary = build_indexes(settings, Resources(settings), retriever, collection_names=names)
+    # forced: an index built from an earlier import of NAME is stale now, and would otherwise be kept
+    summary = build_indexes(settings, Resources(settings), retriever, collection_names=names, force=True)
     for step in summary.steps:
         typer.echo(f"built    {step}")
 

@@ -83,6 +83,18 @@ def test_malformed_webqa_names_file_and_place(settings, tmp_path, file, old, new
     with pytest.raises(CorpusFormatError, match=message):
         import_corpus(settings, "webqa", source, "web")
     assert not (settings.corpora_dir / "web.jsonl").exists()  # nothing half written is left as the corpus
+    written = [path for path in settings.index_store.rglob("*") if path.is_file()]
+    assert all(path.parent == settings.media_dir / "web" for path in written)  # images are kept for a rerun
+
+
+def test_a_failed_import_again_leaves_the_earlier_one_as_it_was(settings, tmp_path):
+    source = write_webqa(tmp_path / "webqa")
+    import_corpus(settings, "webqa", source, "web")
+    before = {path: path.read_bytes() for path in settings.index_store.rglob("*") if path.is_file()}
+    _break(source / "test.json", '"qid": "q5"', '"id": "q5"')
+    with pytest.raises(CorpusFormatError, match=r"test.json:2: missing field 'qid'"):
+        import_corpus(settings, "webqa", source, "web")
+    assert {path: path.read_bytes() for path in settings.index_store.rglob("*") if path.is_file()} == before
 
 
 def test_an_offset_into_the_wrong_line_is_caught(settings, tmp_path):

@@ -59,7 +59,8 @@ def one_line(text: str) -> str:
 
 
 class PaperSink:
-    """Open for the length of one conversion; files are complete only when it ends without an error."""
+    """Open for the length of one conversion. Its files replace those of an earlier import only when it ends
+    without an error: a failed import leaves the collection as it was."""
 
     def __init__(self, corpora_dir: Path, name: str, parts: tuple[CollectionPart, ...], benchmark_folder: Path):
         self.parts = {part.suffix: part for part in parts}
@@ -75,13 +76,18 @@ class PaperSink:
             self._folders[suffix].mkdir(parents=True, exist_ok=True)
             for split in SPLITS:
                 for kind in ("queries.tsv", "qrels"):
-                    path = self._folders[suffix] / f"{split}.{kind}"
+                    path = self._folders[suffix] / f"{split}.{kind}.tmp"
                     self._files[(suffix, split, kind)] = path.open("w", encoding="utf-8")
         return self
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         for handle in self._files.values():
             handle.close()
+            tmp = Path(handle.name)
+            if exc_type is None:
+                tmp.replace(tmp.with_suffix(""))
+            else:
+                tmp.unlink()
         for writer in self._writers.values():
             writer.__exit__(exc_type, exc, traceback)
 

@@ -4,6 +4,7 @@ with an error that names the file and place of anything malformed."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -194,3 +195,14 @@ def test_built_in_and_plain_collections_keep_their_benchmarks(settings):
         import_corpus(settings, "webqa", settings.index_store, "stamps")
     with pytest.raises(ValueError, match="Available"):
         import_corpus(settings, "clueweb", settings.index_store, "web")
+
+
+def test_an_image_id_that_is_a_path_stays_inside_the_media_folder(settings, tmp_path):
+    source = write_webqa(tmp_path / "webqa")
+    _break(source / "all_imgs.json", '"image_id": 103', '"image_id": "/03"')
+    for name in ("imgs.tsv", "imgs.lineidx.new"):  # same length: the offsets still hold
+        _break(source / name, "103\t", "/03\t")
+    import_corpus(settings, "webqa", source, "web")
+    path = _documents(settings, "web")["img//03"].image_path
+    assert Path(path).parent == settings.media_dir / "web"
+    assert Image.open(path).getpixel((0, 0)) == COLOURS["103"]

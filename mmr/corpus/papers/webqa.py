@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import io
+import re
 from pathlib import Path
 from typing import BinaryIO
 
@@ -26,6 +28,7 @@ from mmr.corpus.papers.sink import ConvertOptions, PaperQuery, PaperSink, docume
 from mmr.progress import ProgressBar
 
 TEXTS, IMAGES, IMAGE_BYTES, LINE_INDEX = "all_docs.json", "all_imgs.json", "imgs.tsv", "imgs.lineidx.new"
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,100}")
 QUERY_FILES = {"train": "train.json", "dev": "dev.json", "test": "test.json"}
 # PIL's format name -> the file extension the image is written with
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif"}
@@ -77,7 +80,7 @@ def _convert_images(source: Path, sink: PaperSink, options: ConvertOptions) -> N
             if image_id not in offsets:
                 raise CorpusFormatError(f"{where}: image {image_id} is not in {source / IMAGE_BYTES}")
             raw = read_image_at(image_bytes, offsets[image_id], image_id)
-            path = _write_image(raw, options.media_dir / image_id, f"{image_bytes.name} (image {image_id})")
+            path = _write_image(raw, options.media_dir / _file_stem(image_id), f"{image_bytes.name} (image {image_id})")
             metadata = {**_source(options), "title": one_line(obj.get("title") or "")}
             caption = one_line(obj.get("caption") or "")
             doc = document_at(where, f"img/{image_id}", "image", caption, str(path), metadata)
@@ -117,6 +120,11 @@ def read_image_at(handle: BinaryIO, offset: int, image_id: str) -> bytes:
         return base64.b64decode(encoded.strip(), validate=True)
     except binascii.Error as err:
         raise CorpusFormatError(f"{where}: image {image_id} is not valid base64 ({err})") from err
+
+
+def _file_stem(image_id: str) -> str:
+    """The id itself where it is a plain name (WebQA's are numbers); a digest of it where it could leave the folder."""
+    return image_id if _PLAIN_NAME.fullmatch(image_id) else hashlib.sha256(image_id.encode()).hexdigest()[:24]
 
 
 def _write_image(raw: bytes, stem: Path, where: str) -> Path:

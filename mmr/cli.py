@@ -235,6 +235,9 @@ def _collection_section(service, name: str, benchmark, split: str, compare: bool
     )
 
     bench = benchmark.load(split)
+    title = f"### `{name}` collection, {benchmark.setting} setting, {split} split ({SPLITS_VERSION})"
+    if not bench.qrels:
+        return f"{title}\n\nNo {split} queries: import the corpus with `--split {split}` to score this split."
     metrics = benchmark.metrics or METRICS
     image_queries = benchmark.query_modality == "image"
     to_query = image_query_from(benchmark.queries_folder) if image_queries else text_query
@@ -244,7 +247,6 @@ def _collection_section(service, name: str, benchmark, split: str, compare: bool
         progress = f"{retriever_name} on {name}"
         runs[retriever_name] = make_run(retriever, bench.queries, progress=progress, to_query=to_query)
         rows.append(score_run(retriever_name, bench.qrels, runs[retriever_name], service.collections[name], metrics))
-    title = f"### `{name}` collection, {benchmark.setting} setting, {split} split ({SPLITS_VERSION})"
     section = f"{title}\n\n{markdown_table(rows, metrics=metrics)}"
     if compare and len(runs) > 1:
         metric = "mrr@10" if "mrr@10" in metrics else metrics[0]

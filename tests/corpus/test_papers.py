@@ -74,6 +74,7 @@ def _break(path, old: str, new: str) -> None:
         ("all_docs.json", '"fact": "Penguins cannot fly but swim well."', '"fact": ""', r"all_docs.json:2: .*no text"),
         ("dev.json", '"Q": "Can penguins fly?"', '"q": "?"', r"dev.json:1: missing field 'Q'"),
         ("train.json", '"txt_posFacts": ["s1"]', '"txt_posFacts": "s1"', r"train.json:1: 'txt_posFacts' is not a list"),
+        ("train.json", '"qid": "q1"', '"qid": "q 1"', r"train.json:1: a query or document id .* holds a space"),
         ("imgs.lineidx.new", "102\t", "102\tx", r"imgs.lineidx.new:2: expected 'image_id<TAB>byte offset'"),
         ("imgs.tsv", "iVBOR", "iV!OR", r"imgs.tsv at byte \d+: image \d+ is not valid base64"),
     ],

@@ -66,3 +66,4 @@ def test_karpathy_import_evaluates_both_directions(store, tmp_path):
     assert sections[1].startswith("`coco-captions` collection, image-to-text setting, test split")
     # every image query was searched by its pixels (BM25 reads its ImageNet class names) and scored
     assert sections[1].rstrip().endswith("| 2 |") and "| bm25 |" in sections[1]
+    assert "No dev queries: import the corpus with `--split dev`" in _run("evaluate", "-c", "coco", "--split", "dev")

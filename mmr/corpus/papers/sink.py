@@ -103,12 +103,14 @@ class PaperSink:
         if query.split not in SPLITS:
             raise CorpusFormatError(f"{where}: split {query.split!r} is none of {list(SPLITS)}")
         relevant = list(dict.fromkeys(query.relevant))
+        if any(len(key.split()) != 1 for key in (query.qid, *relevant)):  # a TREC qrels line splits on spaces
+            raise CorpusFormatError(f"{where}: a query or document id is empty or holds a space: {query.qid!r}")
         if not relevant:
             counts.without_relevant += 1
             return
-        self._files[(suffix, query.split, "queries.tsv")].write(f"{one_line(query.qid)}\t{one_line(query.text)}\n")
+        self._files[(suffix, query.split, "queries.tsv")].write(f"{query.qid}\t{one_line(query.text)}\n")
         qrels = self._files[(suffix, query.split, "qrels")]
         for doc_id in relevant:
-            qrels.write(f"{one_line(query.qid)} 0 {doc_id} 1\n")
+            qrels.write(f"{query.qid} 0 {doc_id} 1\n")
         counts.dangling += sum(doc_id not in self._ids[suffix] for doc_id in relevant)
         counts.queries[query.split] += 1

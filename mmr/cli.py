@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from mmr.collections import DEFAULT_COLLECTIONS, SETTING_OF_COLLECTION, collections
+from mmr.collections import DEFAULT_COLLECTIONS, SETTING_OF_COLLECTION, benchmark_of, collections
 from mmr.config import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="mmr: compare multimodal retrievers.")
@@ -196,9 +196,8 @@ def evaluate(
     out: Annotated[Path | None, typer.Option(help="also write the tables (markdown) here")] = None,
     compare: Annotated[bool, typer.Option(help="paired t-test between retrievers (ranx compare)")] = True,
 ) -> None:
-    """R@1/5/10, MRR@10, nDCG@10 (95% bootstrap CI) per retriever on a benchmark split."""
-    from mmr.corpus.splits import SPLITS_VERSION, load_benchmark
-    from mmr.evaluation import make_run, markdown_table, paired_comparison, score_run
+    """R@1/5/10, MRR@10, nDCG@10 (95% bootstrap CI) per retriever on a benchmark split; an imported paper's
+    corpus is scored with that paper's metrics."""
     from mmr.service import SearchService
 
     _setup_logging(False)
@@ -207,29 +206,11 @@ def evaluate(
     service = SearchService.load(settings, retriever, names)
     sections = []
     for name in names:
-        if name not in SETTING_OF_COLLECTION:
+        benchmark = benchmark_of(settings, name)
+        if benchmark is None:
             typer.secho(f"skipped {name}: it has no benchmark queries and qrels", fg="yellow")
             continue
-        setting = SETTING_OF_COLLECTION[name]
-        bench = load_benchmark(settings.benchmark_dir, setting, split)
-        runs, rows = {}, []
-        for retriever_name in service.available(name):
-            runs[retriever_name] = make_run(
-                service.retrievers[(retriever_name, name)], bench.queries, progress=f"{retriever_name} on {name}"
-            )
-            rows.append(score_run(retriever_name, bench.qrels, runs[retriever_name], service.collections[name]))
-        title = f"### `{name}` collection, {setting} setting, {split} split ({SPLITS_VERSION})"
-        section = f"{title}\n\n{markdown_table(rows)}"
-        if compare and len(runs) > 1:
-            section += (
-                "\n\nPaired t-test on MRR@10 (ranx compare; letters mark significantly better, p < 0.05):\n\n```\n"
-            )
-            section += paired_comparison(bench.qrels, runs) + "\n```"
-        if ("lsr", name) in service.retrievers:
-            section += "\n\n" + _sparse_section(
-                service.retrievers[("lsr", name)], service.collections[name], bench, rows
-            )
-        sections.append(section)
+        sections.append(_collection_section(service, name, benchmark, split, compare))
         for (missing, coll), reason in service.load_errors.items():
             if coll == name:
                 typer.secho(f"skipped {missing} on {coll}: {reason}", fg="yellow")
@@ -240,12 +221,50 @@ def evaluate(
         out.write_text(report + "\n")
 
 
+def _collection_section(service, name: str, benchmark, split: str, compare: bool) -> str:
+    """One collection's table (its benchmark's metrics), paired t-test and, for LSR, its sparsity report."""
+    from mmr.corpus.splits import SPLITS_VERSION
+    from mmr.evaluation import (
+        METRICS,
+        image_query_from,
+        make_run,
+        markdown_table,
+        paired_comparison,
+        score_run,
+        text_query,
+    )
+
+    bench = benchmark.load(split)
+    title = f"### `{name}` collection, {benchmark.setting} setting, {split} split ({SPLITS_VERSION})"
+    if not bench.qrels:
+        return f"{title}\n\nNo {split} queries: import the corpus with `--split {split}` to score this split."
+    metrics = benchmark.metrics or METRICS
+    image_queries = benchmark.query_modality == "image"
+    to_query = image_query_from(benchmark.queries_folder) if image_queries else text_query
+    runs, rows = {}, []
+    for retriever_name in service.available(name):
+        retriever = service.retrievers[(retriever_name, name)]
+        progress = f"{retriever_name} on {name}"
+        runs[retriever_name] = make_run(retriever, bench.queries, progress=progress, to_query=to_query)
+        rows.append(score_run(retriever_name, bench.qrels, runs[retriever_name], service.collections[name], metrics))
+    section = f"{title}\n\n{markdown_table(rows, metrics=metrics)}"
+    if compare and len(runs) > 1:
+        metric = "mrr@10" if "mrr@10" in metrics else metrics[0]
+        label = "MRR@10" if metric == "mrr@10" else metric
+        section += f"\n\nPaired t-test on {label} (ranx compare; letters mark significantly better, p < 0.05):\n\n"
+        section += f"```\n{paired_comparison(bench.qrels, runs, metric)}\n```"
+    if ("lsr", name) in service.retrievers and not image_queries:
+        sparse = _sparse_section(service.retrievers[("lsr", name)], service.collections[name], bench, rows)
+        section += "\n\n" + sparse
+    return section
+
+
 def _sparse_section(lsr, corpus, bench, rows) -> str:
     """Sparsity, postings and MRR@10 kept from the teacher (whose row is in ``rows`` when it was evaluated)."""
     from mmr.methods.lsr.report import report_markdown, sparse_report
 
     teacher = lsr.model.config.teacher
-    mrr = {row.retriever: row.means["mrr@10"] for row in rows}
+    mrr = {row.retriever: row.means.get("mrr@10") for row in rows}
     report = sparse_report(lsr, corpus, bench.queries)
     return "Sparse retriever on the same queries:\n\n" + report_markdown(
         report, mrr.get("lsr"), teacher, mrr.get(teacher)
@@ -295,6 +314,37 @@ def add_collection_command(
     added = add_collection(settings, name, corpus)
     typer.echo(f"registered {name}: {len(added)} documents")
     summary = build_indexes(settings, Resources(settings), collection_names=[name])
+    for step in summary.steps:
+        typer.echo(f"built    {step}")
+
+
+@app.command("import-corpus")
+def import_corpus_command(
+    format_name: Annotated[str, typer.Argument(metavar="FORMAT", help="webqa | mscoco | flickr30k")],
+    source: Annotated[Path, typer.Argument(help="the corpus as published: WebQA's folder, a Karpathy JSON file")],
+    name: Annotated[str, typer.Argument(help="the collection's name (mscoco and flickr30k add NAME-captions)")],
+    images_root: Annotated[
+        Path | None, typer.Option(help="where the image files are (Karpathy JSON: default, its folder)")
+    ] = None,
+    split: Annotated[
+        list[str] | None, typer.Option("--split", help="splits to import (repeatable; default: the papers')")
+    ] = None,
+    retriever: RetrieverOpt = None,
+) -> None:
+    """Convert a paper's public corpus into collections with its queries and qrels, then build their indexes;
+    `mmr evaluate -c NAME` then reports the paper's metrics."""
+    from mmr.build import build_indexes
+    from mmr.corpus.papers.importer import import_corpus
+    from mmr.retrievers import Resources
+
+    _setup_logging(True)
+    settings = Settings()
+    imported = import_corpus(settings, format_name, source, name, images_root, tuple(split or ()))
+    for collection in imported:
+        typer.echo(f"imported {collection.summary()}")
+    names = [collection.name for collection in imported]
+    # forced: an index built from an earlier import of NAME is stale now, and would otherwise be kept
+    summary = build_indexes(settings, Resources(settings), retriever, collection_names=names, force=True)
     for step in summary.steps:
         typer.echo(f"built    {step}")
 

@@ -6,8 +6,9 @@ seeded bootstrap over queries, and paired significance between retrievers from r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -29,14 +30,30 @@ class RetrieverScores:
     queries: int
 
 
+def text_query(text: str) -> Query:
+    return Query(text=text)
+
+
+def image_query_from(folder: Path) -> Callable[[str], Query]:
+    """Queries of an image setting are image paths (relative to ``folder``), loaded one batch at a time."""
+    from mmr.corpus.images import load_image
+
+    def image_query(path: str) -> Query:
+        return Query(image=load_image(Path(folder) / path), image_sha=path)
+
+    return image_query
+
+
 def make_run(
     retriever: Retriever,
     queries: Mapping[str, str],
     depth: int = RUN_DEPTH,
     progress: str | bool = False,
     batch_size: int = 64,
+    to_query: Callable[[str], Query] = text_query,
 ) -> dict[str, dict[str, float]]:
-    """qid -> {doc_id: score}. A query the retriever has no answer for gets an empty ranking."""
+    """qid -> {doc_id: score}. A query the retriever has no answer for gets an empty ranking.
+    ``to_query`` turns a query's line into a ``Query`` (its text, or with ``image_query_from`` its image)."""
     items = list(queries.items())
     starts = range(0, len(items), batch_size)
     if progress:
@@ -44,7 +61,7 @@ def make_run(
     run: dict[str, dict[str, float]] = {}
     for start in starts:
         chunk = items[start : start + batch_size]
-        results = retriever.search_many([Query(text=text) for _, text in chunk], depth)
+        results = retriever.search_many([to_query(text) for _, text in chunk], depth)
         for (qid, _), hits in zip(chunk, results, strict=True):
             run[qid] = {hit.doc_id: hit.score for hit in hits}
     return run
@@ -87,8 +104,8 @@ def image_share(run: Mapping[str, Mapping[str, float]], corpus: Corpus, depth: i
     return float(np.mean(shares)) if shares else 0.0
 
 
-def score_run(name: str, qrels, run, corpus: Corpus) -> RetrieverScores:
-    per_query = per_query_scores(qrels, run)
+def score_run(name: str, qrels, run, corpus: Corpus, metrics: tuple[str, ...] = METRICS) -> RetrieverScores:
+    per_query = per_query_scores(qrels, run, metrics)
     return RetrieverScores(
         retriever=name,
         means={metric: float(values.mean()) for metric, values in per_query.items()},
@@ -98,12 +115,12 @@ def score_run(name: str, qrels, run, corpus: Corpus) -> RetrieverScores:
     )
 
 
-def markdown_table(rows: list[RetrieverScores], with_ci: bool = True) -> str:
-    header = "| retriever | " + " | ".join(METRICS) + " | images in top 10 | queries |"
-    lines = [header, "|" + "---|" * (len(METRICS) + 3)]
+def markdown_table(rows: list[RetrieverScores], with_ci: bool = True, metrics: tuple[str, ...] = METRICS) -> str:
+    header = "| retriever | " + " | ".join(metrics) + " | images in top 10 | queries |"
+    lines = [header, "|" + "---|" * (len(metrics) + 3)]
     for row in rows:
         cells = []
-        for metric in METRICS:
+        for metric in metrics:
             mean = row.means[metric]
             low, high = row.ci95[metric]
             cells.append(f"{mean:.3f} [{low:.3f}, {high:.3f}]" if with_ci else f"{mean:.3f}")

@@ -45,42 +45,73 @@ def _document_from_json(obj: dict, base_dir: Path, where: str) -> Document:
         raise CorpusFormatError(f"{where}: {err}") from err
 
 
-def read_documents(path: Path) -> Iterator[Document]:
+def read_json_lines(path: Path) -> Iterator[tuple[str, dict]]:
+    """``("<path>:<line>", object)`` for each non-blank line: the place names the line an error is about."""
     path = Path(path)
     with path.open(encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
+            where = f"{path}:{line_no}"
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as err:
-                raise CorpusFormatError(f"{path}:{line_no}: not JSON ({err.msg})") from err
-            yield _document_from_json(obj, path.parent, f"{path}:{line_no}")
+                raise CorpusFormatError(f"{where}: not JSON ({err.msg})") from err
+            if not isinstance(obj, dict):
+                raise CorpusFormatError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+            yield where, obj
+
+
+def read_documents(path: Path) -> Iterator[Document]:
+    path = Path(path)
+    for where, obj in read_json_lines(path):
+        yield _document_from_json(obj, path.parent, where)
+
+
+class DocumentWriter:
+    """Writes documents one at a time (a corpus converted while it streams), image paths relative to the
+    file's folder where possible; the file appears complete, under its name, only when the block ends."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.count = 0
+        self._tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+        self._handle = None
+
+    def __enter__(self) -> DocumentWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = self._tmp.open("w", encoding="utf-8")
+        return self
+
+    def write(self, doc: Document) -> None:
+        image_path = doc.image_path
+        if image_path:
+            try:
+                image_path = str(Path(image_path).resolve().relative_to(self.path.parent.resolve()))
+            except ValueError:
+                pass  # outside the corpus folder: keep it absolute
+        row = {"id": doc.id, "modality": doc.modality, "text": doc.text}
+        if image_path:
+            row["image_path"] = image_path
+        if doc.metadata:
+            row["metadata"] = doc.metadata
+        self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.count += 1
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        self._handle.close()
+        if exc_type is None:
+            self._tmp.replace(self.path)
+        else:
+            self._tmp.unlink(missing_ok=True)
 
 
 def write_documents(documents: Iterable[Document], path: Path) -> int:
     """Write documents as JSONL, image paths relative to the file's folder where possible."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
+    with DocumentWriter(path) as writer:
         for doc in documents:
-            image_path = doc.image_path
-            if image_path:
-                try:
-                    image_path = str(Path(image_path).resolve().relative_to(path.parent.resolve()))
-                except ValueError:
-                    pass  # outside the corpus folder: keep it absolute
-            row = {"id": doc.id, "modality": doc.modality, "text": doc.text}
-            if image_path:
-                row["image_path"] = image_path
-            if doc.metadata:
-                row["metadata"] = doc.metadata
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-            count += 1
-    tmp.replace(path)
-    return count
+            writer.write(doc)
+    return writer.count
 
 
 @dataclass(frozen=True)

@@ -243,9 +243,13 @@ class Benchmark:
     qrels: dict[str, dict[str, int]]
 
 
-def load_benchmark(out_dir: Path, setting: str, split: str, version: str = SPLITS_VERSION) -> Benchmark:
-    if setting not in SETTINGS:
-        raise ValueError(f"unknown setting {setting!r}. Available: {list(SETTINGS)}")
+def load_benchmark(
+    out_dir: Path, setting: str, split: str, version: str = SPLITS_VERSION, known_settings: Iterable[str] = SETTINGS
+) -> Benchmark:
+    """One split of one setting; ``known_settings`` are those of ``out_dir`` (an imported corpus has its own)."""
+    known_settings = tuple(known_settings)
+    if setting not in known_settings:
+        raise ValueError(f"unknown setting {setting!r}. Available: {list(known_settings)}")
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}. Available: {list(SPLITS)}")
     folder = Path(out_dir) / version / setting

@@ -1,0 +1,116 @@
+"""Where a converter puts what it reads, one item at a time: documents into a corpus JSONL per collection,
+queries and qrels into the benchmark layout of ``mmr.corpus.splits``, so nothing is held but document ids."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mmr.corpus.format import CorpusFormatError, DocumentWriter
+from mmr.corpus.papers import CollectionPart
+from mmr.corpus.splits import SPLITS
+from mmr.types import Document
+
+
+@dataclass(frozen=True)
+class PaperQuery:
+    """A query and what the paper judges relevant to it (grade 1); ``text`` is an image path for image queries."""
+
+    qid: str
+    split: str
+    text: str
+    relevant: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    format_name: str
+    splits: tuple[str, ...]
+    media_dir: Path  # where images shipped inside the corpus files are written
+    images_root: Path | None = None  # where images shipped as files are
+
+
+@dataclass
+class PartCounts:
+    documents: int = 0
+    queries: Counter = field(default_factory=Counter)  # split -> queries written
+    without_relevant: int = 0  # queries left out: nothing to find
+    dangling: int = 0  # relevant ids that are not in the collection
+
+
+def required(obj: dict, key: str, where: str):
+    if obj.get(key) in (None, ""):
+        raise CorpusFormatError(f"{where}: missing field {key!r}")
+    return obj[key]
+
+
+def document_at(where: str, *args, **kwargs) -> Document:
+    """A ``Document``, or a ``CorpusFormatError`` that says which input line could not make one."""
+    try:
+        return Document(*args, **kwargs)
+    except ValueError as err:
+        raise CorpusFormatError(f"{where}: {err}") from err
+
+
+def one_line(text: str) -> str:
+    """Queries and qrels are one line each: tabs and newlines inside a text become spaces."""
+    return " ".join(str(text).split())
+
+
+class PaperSink:
+    """Open for the length of one conversion. Its files replace those of an earlier import only when it ends
+    without an error: a failed import leaves the collection as it was."""
+
+    def __init__(self, corpora_dir: Path, name: str, parts: tuple[CollectionPart, ...], benchmark_folder: Path):
+        self.parts = {part.suffix: part for part in parts}
+        self.counts = {suffix: PartCounts() for suffix in self.parts}
+        self._writers = {s: DocumentWriter(corpora_dir / f"{name}{s}.jsonl") for s in self.parts}
+        self._ids: dict[str, set[str]] = {suffix: set() for suffix in self.parts}
+        self._folders = {s: Path(benchmark_folder) / p.setting for s, p in self.parts.items()}
+        self._files: dict[tuple[str, str, str], object] = {}
+
+    def __enter__(self) -> PaperSink:
+        for suffix, writer in self._writers.items():
+            writer.__enter__()
+            self._folders[suffix].mkdir(parents=True, exist_ok=True)
+            for split in SPLITS:
+                for kind in ("queries.tsv", "qrels"):
+                    path = self._folders[suffix] / f"{split}.{kind}.tmp"
+                    self._files[(suffix, split, kind)] = path.open("w", encoding="utf-8")
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        for handle in self._files.values():
+            handle.close()
+            tmp = Path(handle.name)
+            if exc_type is None:
+                tmp.replace(tmp.with_suffix(""))
+            else:
+                tmp.unlink()
+        for writer in self._writers.values():
+            writer.__exit__(exc_type, exc, traceback)
+
+    def document(self, suffix: str, doc: Document, where: str) -> None:
+        if doc.id in self._ids[suffix]:
+            raise CorpusFormatError(f"{where}: document id {doc.id!r} appears twice")
+        self._ids[suffix].add(doc.id)
+        self._writers[suffix].write(doc)
+        self.counts[suffix].documents += 1
+
+    def query(self, suffix: str, query: PaperQuery, where: str) -> None:
+        counts = self.counts[suffix]
+        if query.split not in SPLITS:
+            raise CorpusFormatError(f"{where}: split {query.split!r} is none of {list(SPLITS)}")
+        relevant = list(dict.fromkeys(query.relevant))
+        if any(len(key.split()) != 1 for key in (query.qid, *relevant)):  # a TREC qrels line splits on spaces
+            raise CorpusFormatError(f"{where}: a query or document id is empty or holds a space: {query.qid!r}")
+        if not relevant:
+            counts.without_relevant += 1
+            return
+        self._files[(suffix, query.split, "queries.tsv")].write(f"{query.qid}\t{one_line(query.text)}\n")
+        qrels = self._files[(suffix, query.split, "qrels")]
+        for doc_id in relevant:
+            qrels.write(f"{query.qid} 0 {doc_id} 1\n")
+        counts.dangling += sum(doc_id not in self._ids[suffix] for doc_id in relevant)
+        counts.queries[query.split] += 1

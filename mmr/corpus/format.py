@@ -8,7 +8,8 @@
 ``id`` is unique; ``modality`` is ``text`` or ``image``; ``text`` is the document text (for an
 image, its caption: kept for display and training, never read by a retriever that claims to search
 pixels); ``image_path`` is absolute or relative to the JSONL file's folder; ``metadata`` is a flat
-map of strings (``source`` and ``category`` are shown in the app).
+map of strings (``source`` and ``category`` are shown in the app; ``caption``, an image's caption that its
+corpus ships as part of the document, as WebQA's does, is read by the published models that read captions).
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmr.types import Document, Modality
+
+# The metadata key of an image document's own caption. Not ``text``: a stamp's text is the query that finds it,
+# and a retriever that claims to search pixels must never read that.
+CAPTION_METADATA = "caption"
 
 
 class CorpusFormatError(ValueError):

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from mmr.config import BUILD_COMMAND
-from mmr.corpus.format import Corpus
+from mmr.corpus.format import CAPTION_METADATA, Corpus
 from mmr.corpus.images import load_image
 from mmr.index import DenseIndex, IndexParams
 from mmr.presets.base import PresetModel, PresetSpec
@@ -27,7 +27,6 @@ from mmr.progress import ProgressBar
 from mmr.retrievers.base import DenseRetriever, LazyImages, Resources, dense_query_vector
 from mmr.types import Document, Hit, Query
 
-CAPTION_METADATA = "caption"
 BATCH = 16  # documents per forward pass: the published models are large, a GPU batch of 16 stays small
 
 

@@ -34,10 +34,11 @@ def test_webqa_becomes_facts_images_questions_and_qrels(settings, tmp_path):
     assert docs["txt/s2"] == Document("txt/s2", "text", WEBQA_FACTS["s2"], metadata={"source": "webqa"})
     for image_id, colour in COLOURS.items():
         doc = docs[f"img/{image_id}"]
-        assert (doc.modality, doc.text, doc.metadata["title"]) == (
+        assert (doc.modality, doc.text, doc.metadata["title"], doc.metadata["caption"]) == (
             "image",
             f"a square number {image_id}",
             f"title {image_id}",
+            f"a square number {image_id}",  # the caption the published models read with the image
         )
         assert doc.image_path.startswith(str(settings.media_dir / "web"))
         assert Image.open(doc.image_path).getpixel((0, 0)) == colour  # the bytes its lineidx offset points at

@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
-from mmr.corpus.format import CorpusFormatError, read_json_lines
+from mmr.corpus.format import CAPTION_METADATA, CorpusFormatError, read_json_lines
 from mmr.corpus.papers.sink import ConvertOptions, PaperQuery, PaperSink, document_at, one_line, required
 from mmr.progress import ProgressBar
 
@@ -81,8 +81,9 @@ def _convert_images(source: Path, sink: PaperSink, options: ConvertOptions) -> N
                 raise CorpusFormatError(f"{where}: image {image_id} is not in {source / IMAGE_BYTES}")
             raw = read_image_at(image_bytes, offsets[image_id], image_id)
             path = _write_image(raw, options.media_dir / _file_stem(image_id), f"{image_bytes.name} (image {image_id})")
-            metadata = {**_source(options), "title": one_line(obj.get("title") or "")}
             caption = one_line(obj.get("caption") or "")
+            # the caption is part of a WebQA image document: the papers' models encode image and caption together
+            metadata = {**_source(options), "title": one_line(obj.get("title") or ""), CAPTION_METADATA: caption}
             doc = document_at(where, f"img/{image_id}", "image", caption, str(path), metadata)
             sink.document("", doc, where)
 

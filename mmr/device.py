@@ -18,3 +18,9 @@ def default_device() -> str:
 
 def resolve_device(device: str | None) -> str:
     return default_device() if device is None else device
+
+
+def serving_device(resources) -> str:
+    """Where a loaded model serves: the device its ``Resources`` name, else the one found here (also when a test
+    loads a model without any)."""
+    return resolve_device(getattr(resources, "device", None))

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmr.config import Settings
+from mmr.device import serving_device
 from mmr.encoders.neighbours import CaptionPool
 from mmr.encoders.registry import STAND_INS
 from mmr.index import IndexMismatchError
@@ -233,7 +234,7 @@ class CieaRetriever(TrainedDenseRetriever):
         captioner = saved_captioner(folder, saved)
         if captioner is None:  # saved before borrowed captions: the caption is the top class names
             captioner = class_name_captioner(saved["caption_words"])
-        return VisualTokenDualEncoder(encoder, captioner=captioner)
+        return VisualTokenDualEncoder(encoder, captioner=captioner, device=serving_device(resources))
 
 
 def class_name_captioner(top: int = CAPTION_WORDS) -> Captioner:

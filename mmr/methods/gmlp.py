@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from mmr.config import Settings
+from mmr.device import serving_device
 from mmr.encoders import l2_normalise
 from mmr.encoders.registry import STAND_INS
 from mmr.methods.procrustes import (
@@ -162,7 +163,8 @@ class ProcrustesGmlpRetriever(TrainedDenseRetriever):
 
     @classmethod
     def load_model(cls, folder: Path, resources: Resources) -> MappedSpaceModel:
-        return MappedSpaceModel(resources.encoder(STAND_INS.text), load_mapper(folder))
+        device = serving_device(resources)
+        return MappedSpaceModel(resources.encoder(STAND_INS.text), load_mapper(folder), device=device)
 
 
 # --- contrastive training -------------------------------------------------------------------------

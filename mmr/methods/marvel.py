@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from mmr.config import Settings
+from mmr.device import serving_device
 from mmr.encoders.registry import STAND_INS, checkpoint_path
 from mmr.methods.visual_captions import (
     BORROWED_CAPTIONS,
@@ -69,7 +70,8 @@ class MarvelRetriever(TrainedDenseRetriever):
     @classmethod
     def load_model(cls, folder: Path, resources: Resources) -> VisualTokenDualEncoder:
         encoder, saved = load_saved(folder)
-        return VisualTokenDualEncoder(encoder, captioner=saved_captioner(folder, saved))
+        device = serving_device(resources)
+        return VisualTokenDualEncoder(encoder, captioner=saved_captioner(folder, saved), device=device)
 
 
 def new_encoder(resources: Resources, path: str | Path | None = None) -> VisualTokenEncoder:

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from mmr.config import Settings
+from mmr.device import serving_device
 from mmr.encoders import TextEncoder, l2_normalise
 from mmr.encoders.base import ImageFeatures
 from mmr.encoders.registry import STAND_INS
@@ -142,14 +143,14 @@ class LinearMapper(torch.nn.Module):
 class MappedSpaceModel:
     """``DualEncoderModel`` over frozen text and vision backbone features and a trained mapper."""
 
-    def __init__(self, text_encoder: TextEncoder, mapper: torch.nn.Module, batch_size: int = 512):
-        self.text_encoder, self.mapper, self.batch_size = text_encoder, mapper.eval(), batch_size
-        self.needs_grid, self.dim = bool(mapper.needs_grid), int(mapper.dim)
+    def __init__(self, text_encoder: TextEncoder, mapper: torch.nn.Module, batch_size: int = 512, device: str = "cpu"):
+        self.text_encoder, self.mapper, self.batch_size = text_encoder, mapper.to(device).eval(), batch_size
+        self.needs_grid, self.dim, self.device = bool(mapper.needs_grid), int(mapper.dim), device
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         vectors = torch.from_numpy(self.text_encoder.encode(list(texts), progress=len(texts) > 256 and "texts"))
-        return self.mapper.encode_text(vectors).numpy().astype(np.float32)
+        return self.mapper.encode_text(vectors.to(self.device)).cpu().numpy().astype(np.float32)
 
     @torch.inference_mode()
     def encode_images(self, features: ImageFeatures) -> np.ndarray:
@@ -159,7 +160,8 @@ class MappedSpaceModel:
             grid = None
             if self.needs_grid:
                 grid = torch.from_numpy(np.asarray(features.grid[start : start + self.batch_size], np.float32))
-            parts.append(self.mapper.encode_image(pooled, grid).numpy())
+                grid = grid.to(self.device)
+            parts.append(self.mapper.encode_image(pooled.to(self.device), grid).cpu().numpy())
         return l2_normalise(np.concatenate(parts)) if parts else np.zeros((0, self.dim), np.float32)
 
 
@@ -191,7 +193,8 @@ class ProcrustesRetriever(TrainedDenseRetriever):
 
     @classmethod
     def load_model(cls, folder: Path, resources: Resources) -> MappedSpaceModel:
-        return MappedSpaceModel(resources.encoder(STAND_INS.text), load_mapper(folder))
+        device = serving_device(resources)
+        return MappedSpaceModel(resources.encoder(STAND_INS.text), load_mapper(folder), device=device)
 
 
 # --- fitting on the training pairs --------------------------------------------------------------------

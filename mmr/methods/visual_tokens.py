@@ -117,7 +117,7 @@ class VisualTokenEncoder(nn.Module):
         last = mask.sum(1) - 1
         mask = mask.clone()
         mask[:, 0] = 0  # [CLS]
-        mask[torch.arange(len(mask)), last] = 0  # [SEP]
+        mask[torch.arange(len(mask), device=self.device), last] = 0  # [SEP]
         weights = mask.unsqueeze(-1).float()
         with torch.no_grad():
             return (self.word_embeddings(ids) * weights).sum(1) / weights.sum(1).clamp(min=1)
@@ -126,7 +126,12 @@ class VisualTokenEncoder(nn.Module):
         return self.logit_scale.clamp(max=self.config.max_logit_scale).exp()
 
     # ---- inputs -------------------------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.markers.device
+
     def tokenize(self, texts: Sequence[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Input ids and attention mask, on the model's device."""
         batch = self.tokenizer(
             [t if t and t.strip() else " " for t in texts],
             padding=True,
@@ -134,7 +139,7 @@ class VisualTokenEncoder(nn.Module):
             max_length=max_length,
             return_tensors="pt",
         )
-        return batch["input_ids"], batch["attention_mask"]
+        return batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
 
     def word_embeddings(self, ids: torch.Tensor) -> torch.Tensor:
         return self.lm.get_input_embeddings()(ids)
@@ -158,12 +163,14 @@ class VisualTokenEncoder(nn.Module):
         tail = self.word_embeddings(tail_ids)
         if self.extractor is not None:
             words = tail_mask.clone()
-            words[torch.arange(batch), tail_mask.sum(1) - 1] = 0  # the closing [SEP] is not a caption word
+            # the closing [SEP] is not a caption word
+            words[torch.arange(batch, device=self.device), tail_mask.sum(1) - 1] = 0
             patches = self.extractor(patches, tail, words)
-        cls = self.word_embeddings(torch.full((batch, 1), self.tokenizer.cls_token_id, dtype=torch.long))
+        cls_ids = torch.full((batch, 1), self.tokenizer.cls_token_id, dtype=torch.long, device=self.device)
+        cls = self.word_embeddings(cls_ids)
         start, end = (marker.expand(batch, 1, -1) for marker in self.markers.split(1))
         embeds = torch.cat([cls, start, patches, end, tail], dim=1)
-        head = torch.ones(batch, patches.shape[1] + 3, dtype=tail_mask.dtype)
+        head = torch.ones(batch, patches.shape[1] + 3, dtype=tail_mask.dtype, device=self.device)
         return embeds, torch.cat([head, tail_mask], dim=1)
 
     # ---- the encoder, split at a layer ---------------------------------------------------------------------------
@@ -239,8 +246,8 @@ class VisualTokenDualEncoder:
 
     needs_grid = True
 
-    def __init__(self, encoder: VisualTokenEncoder, captioner=None, batch_size: int = 64):
-        self.encoder = encoder.eval()
+    def __init__(self, encoder: VisualTokenEncoder, captioner=None, batch_size: int = 64, device: str = "cpu"):
+        self.encoder = encoder.to(device).eval()
         self.captioner = captioner
         self.batch_size = batch_size
         self.dim = encoder.hidden_size
@@ -261,6 +268,7 @@ class VisualTokenDualEncoder:
         parts = []
         for chunk in batched(rows, self.batch_size, progress if len(rows) > self.batch_size else False):
             grid = torch.from_numpy(np.asarray(features.grid[chunk[0] : chunk[-1] + 1], dtype=np.float32))
+            grid = grid.to(self.encoder.device)
             parts.append(self.encoder.embed_images(grid, captions[chunk[0] : chunk[-1] + 1] if captions else None))
         return _stack(parts, self.dim)
 
@@ -268,4 +276,4 @@ class VisualTokenDualEncoder:
 def _stack(parts: list[torch.Tensor], dim: int) -> np.ndarray:
     if not parts:
         return np.zeros((0, dim), np.float32)
-    return np.ascontiguousarray(torch.cat(parts).float().numpy(), dtype=np.float32)
+    return np.ascontiguousarray(torch.cat(parts).float().cpu().numpy(), dtype=np.float32)

@@ -71,6 +71,8 @@ PRESETS: dict[str, PresetSpec] = {
             source="the hub repository lsr42/d2s_mscoco-blip-dense_q_reg_0.001_d_reg_0.001 (save_pretrained files)",
             checkpoint="config.json",
             bases={"blip": "Salesforce/blip-itm-base-coco", "mlm_head": "distilbert-base-uncased"},
+            # BLIP's retrieval evaluation: texts cut at 35 tokens, images resized to a square (no crop, no padding)
+            options={"text_max_length": 35, "pad_images": False},
         ),
     )
 }

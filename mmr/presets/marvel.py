@@ -47,7 +47,8 @@ class PresetLayoutError(ValueError):
 
 
 class MarvelNetwork(nn.Module):
-    """The published ``MultiModal`` module's parts under its attribute names, so its state dict loads as saved."""
+    """The published ``MultiModal`` module's parts under its attribute names, so its state dict loads as saved
+    (``state``, the checkpoint's, gives the sizes no config holds: CIEA's feed-forward width)."""
 
     image_start = IMAGE_START + " "  # MARVEL's template puts a space after the start marker
 

@@ -54,6 +54,11 @@ def save_tiny_marvel(folder: Path, ciea: bool = False, seed: int = 0) -> TinyMar
     t5 = T5Model(T5Config(vocab_size=len(tokenizer) + len(MARKERS), **base)).eval()
     clip = CLIPVisionModel(CLIPVisionConfig.from_pretrained(folder / "vision")).eval()
     projector = nn.Linear(16, 16)
+    if ciea:  # patches share a direction with the <pad> embedding, so CIEA's weights change if padding counts
+        direction = torch.randn(16)
+        with torch.no_grad():
+            projector.bias.copy_(direction * 6 / direction.norm())
+            t5.shared.weight[tokenizer.pad_token_id] = direction
     state = {f"t5_model.{key}": value for key, value in t5.state_dict().items()}
     state |= {f"clip_model.{key}": value for key, value in clip.state_dict().items()}
     state |= {f"projector.{key}": value for key, value in projector.state_dict().items()}

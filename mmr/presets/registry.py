@@ -8,8 +8,10 @@ from mmr.presets.base import PresetSpec
 
 CLIP_B32 = "openai/clip-vit-base-patch32"
 _MARVEL_BASES = {"text": "OpenMatch/t5-ance", "vision": CLIP_B32}
-# MARVEL's code: queries cut at 128 tokens, image documents at 179 (49 patches + markers + caption), 49 patches.
-_MARVEL_OPTIONS = {"query_max_length": 128, "document_max_length": 179, "caption_prefix": " caption: "}
+# MARVEL's code (gen_embeddings.py): queries and text documents cut at 128 tokens; a captioned image at 128 plus
+# its patch tokens and two markers (179 for ViT-B/32), which the reader derives from the vision tower. The code
+# centre-crops images; pad_to_square pads them on white first, as this project's CLIP does (False: as published).
+_MARVEL_OPTIONS = {"text_max_length": 128, "caption_prefix": " caption: ", "pad_to_square": True}
 _UNIVL_OPTIONS = {"max_length": 77}  # CLIP's context, truncated as UniVL-DR's encode_text does
 
 

@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from mmr.corpus.images import pad_to_square
+from mmr.corpus.images import composite_on_white, pad_to_square
 from mmr.encoders.base import batched
 from mmr.encoders.clip import checkpoint_tag
 from mmr.presets.base import PresetFilesError, PresetModel, PresetSpec
@@ -102,7 +102,7 @@ class MarvelModel(PresetModel):
         self.patch_count = (int(vision.image_size) // int(vision.patch_size)) ** 2
         self.text_max_length = int(spec.options["text_max_length"])
         self.caption_prefix = spec.options["caption_prefix"]
-        self.pad_images = bool(spec.options.get("pad_to_square", True))
+        self.pad_images = bool(spec.options.get("pad_to_square", False))
         self.patch_id, self.start_id = tokenizer.convert_tokens_to_ids([IMAGE_PATCH, IMAGE_START])
 
     def tag(self) -> str:
@@ -113,9 +113,9 @@ class MarvelModel(PresetModel):
         return {key: batch[key].to(self.device) for key in ("input_ids", "attention_mask")}
 
     def _pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        # MARVEL's code hands the image to CLIP's processor as it is (shortest side resized, centre-cropped);
-        # padding it to a square on white first, as this project's CLIP does, keeps a wide image's edges
-        images = [pad_to_square(image) for image in images] if self.pad_images else list(images)
+        # MARVEL's code hands the image to CLIP's processor as it is (shortest side resized, centre-cropped), the
+        # default here; pad_to_square pads it on white first, as this project's CLIP does, to keep a wide image's edges
+        images = [pad_to_square(image) if self.pad_images else composite_on_white(image) for image in images]
         return self.processor(images=images, return_tensors="pt")["pixel_values"].to(self.device)
 
     @torch.inference_mode()
@@ -229,7 +229,7 @@ def _read(spec: PresetSpec, folder: Path, device: str, network_class: type[Marve
     _load_strictly(network, state, path)
     network = network.to(device).eval()
     processor = CLIPImageProcessorPil.from_pretrained(vision)  # no torchvision here
-    padding = "padded" if spec.options.get("pad_to_square", True) else "cropped"
+    padding = "padded" if spec.options.get("pad_to_square", False) else "cropped"
     tag = f"{spec.name}-{checkpoint_tag(folder)}-{padding}"
     return MarvelModel(spec, network, tokenizer, processor, tag, device)
 

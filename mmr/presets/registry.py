@@ -10,8 +10,9 @@ CLIP_B32 = "openai/clip-vit-base-patch32"
 _MARVEL_BASES = {"text": "OpenMatch/t5-ance", "vision": CLIP_B32}
 # MARVEL's code (gen_embeddings.py): queries and text documents cut at 128 tokens; a captioned image at 128 plus
 # its patch tokens and two markers (179 for ViT-B/32), which the reader derives from the vision tower. The code
-# centre-crops images; pad_to_square pads them on white first, as this project's CLIP does (False: as published).
-_MARVEL_OPTIONS = {"text_max_length": 128, "caption_prefix": " caption: ", "pad_to_square": True}
+# centre-crops images, and so do the presets: they reproduce the published vectors (pad_to_square=True pads on
+# white first, as this project's CLIP does, for drawings whose edges a crop would cut).
+_MARVEL_OPTIONS = {"text_max_length": 128, "caption_prefix": " caption: ", "pad_to_square": False}
 _UNIVL_OPTIONS = {"max_length": 77}  # CLIP's context, truncated as UniVL-DR's encode_text does
 
 

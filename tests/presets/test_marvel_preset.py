@@ -46,12 +46,8 @@ def load(name: str, folder, monkeypatch, tmp_path):
 def pixels(image: Image.Image, folder) -> torch.Tensor:
     from transformers import CLIPImageProcessorPil
 
-    side = max(image.size)  # padded to a square on white, then CLIP's processor
-    square = Image.new("RGB", (side, side), (255, 255, 255))
-    square.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
-    return CLIPImageProcessorPil.from_pretrained(folder / "vision")(images=[square], return_tensors="pt")[
-        "pixel_values"
-    ]
+    # as MARVEL's code does: the image as it is to CLIP's processor (shortest side resized, centre-cropped)
+    return CLIPImageProcessorPil.from_pretrained(folder / "vision")(images=[image], return_tensors="pt")["pixel_values"]
 
 
 def ciea_extract(patches: torch.Tensor, caption: torch.Tensor, state: dict) -> torch.Tensor:

@@ -12,6 +12,7 @@ Every variant collapses to one affine map per modality followed by L2 normalisat
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import time
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 
 NAME = "procrustes"
 WEIGHTS, CONFIG = "mapper.safetensors", "config.json"
+# A saved mapper's kind -> its class, as data: gmlp.py builds on this module, so naming its class here keeps the
+# imports one-way (this module never imports gmlp).
+MAPPER_KINDS = {"linear": "mmr.methods.procrustes:LinearMapper", "gmlp": "mmr.methods.gmlp:GatedMapper"}
 Direction = Literal["image->text", "text->image"]
 
 
@@ -136,7 +140,7 @@ class LinearMapper(torch.nn.Module):
         }
 
     @classmethod
-    def from_config(cls, config: dict) -> LinearMapper:
+    def from_config(cls, config: dict, weights: dict[str, torch.Tensor] | None = None) -> LinearMapper:
         return cls(AffineSide.blank(*config["text_dims"]), AffineSide.blank(*config["image_dims"]))
 
 
@@ -178,12 +182,8 @@ def load_mapper(folder: Path) -> torch.nn.Module:
 
     config = json.loads((folder / CONFIG).read_text())
     weights = load_file(str(folder / WEIGHTS))
-    if config["kind"] == "linear":
-        mapper = LinearMapper.from_config(config)
-    else:
-        from mmr.methods.gmlp import GatedMapper
-
-        mapper = GatedMapper.from_config(config, weights)
+    module_name, class_name = MAPPER_KINDS[config["kind"]].split(":")
+    mapper = getattr(importlib.import_module(module_name), class_name).from_config(config, weights)
     mapper.load_state_dict(weights)
     return mapper
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def save_tiny_clip(folder: Path, words: list[str], seed: int = 0) -> Path:
-    """A one-layer, 16-wide CLIP (32-pixel images in 8-pixel patches: a 4x4 grid; 8-d projections) with a
-    byte-pair vocabulary that spells ``words``, saved with its tokenizer and image processor."""
+def save_tiny_clip(folder: Path, words: list[str], seed: int = 0, layers: int = 1) -> Path:
+    """A ``layers``-layer (one by default), 16-wide CLIP (32-pixel images in 8-pixel patches: a 4x4 grid; 8-d
+    projections) with a byte-pair vocabulary that spells ``words``, saved with its tokenizer and image processor."""
     import torch
     from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPTokenizerFast
 
@@ -27,7 +27,7 @@ def save_tiny_clip(folder: Path, words: list[str], seed: int = 0) -> Path:
     tokenizer = CLIPTokenizerFast(vocab=vocab, merges=merges, unk_token=end, bos_token=start, eos_token=end)
     tokenizer.save_pretrained(folder)
     CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
-    tower = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2)
+    tower = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=layers, num_attention_heads=2)
     config = CLIPConfig(
         # eos_token_id names the end-of-text id, where CLIP pools a text (the default assumes CLIP's own vocabulary)
         text_config=dict(

@@ -13,7 +13,8 @@ from mmr.config import Settings
 from mmr.presets.registry import PRESETS
 from mmr.retrievers.base import Resources
 from mmr.retrievers.preset import load_preset_model
-from tests.presets.tiny_marvel import MARKERS, WORDS, TinyMarvel, save_state, save_tiny_marvel, t5_tokenizer
+from tests.presets.tiny_marvel import MARKERS, WORDS, TinyMarvel, save_state, save_tiny_marvel
+from tests.tiny_t5 import t5_tokenizer
 
 PATCHES = 16  # the tiny CLIP: 32-pixel images in 8-pixel patches
 QUERIES = ["what is the red bird", "a green tree"]
@@ -73,7 +74,7 @@ def ciea_extract(patches: torch.Tensor, caption: torch.Tensor, state: dict) -> t
 @torch.no_grad()
 def reference(tiny: TinyMarvel, text: str | None = None, image=None, caption: str = "", ciea: bool = False):
     """One input at a time, no padding: T5's decoder state at step one from token 0, L2-normalised."""
-    tokenizer = t5_tokenizer()
+    tokenizer = t5_tokenizer(WORDS)
     tokenizer.add_special_tokens({"additional_special_tokens": MARKERS})
     if image is not None:
         patches = tiny.projector(tiny.clip(pixel_values=pixels(image, tiny.folder)).last_hidden_state[:, 1:])

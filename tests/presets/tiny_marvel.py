@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from tests.tiny_clip import save_tiny_clip
+from tests.tiny_t5 import t5_tokenizer
 
 WORDS = ["caption", ":", "a", "red", "blue", "stamp", "bird", "tree", "what", "is", "the", "flower", "green"]
 MARKERS = ["<im_patch>", "<im_start>", "<im_end>"]
@@ -30,20 +31,11 @@ class TinyMarvel:
     state: dict[str, torch.Tensor]  # what model.best.pt holds under "model"
 
 
-def t5_tokenizer():
-    """A real T5-style (Unigram, metaspace) tokenizer over WORDS: pad 0, eos 1, unk 2."""
-    from transformers import T5Tokenizer
-
-    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
-    vocab += [("▁" + word, -1.0) for word in WORDS] + [(word, -3.0) for word in WORDS]
-    return T5Tokenizer(vocab=vocab, extra_ids=0)
-
-
 def save_tiny_marvel(folder: Path, ciea: bool = False, seed: int = 0) -> TinyMarvel:
     from transformers import CLIPVisionConfig, CLIPVisionModel, T5Config, T5Model
 
     folder.mkdir(parents=True, exist_ok=True)
-    tokenizer = t5_tokenizer()
+    tokenizer = t5_tokenizer(WORDS)
     tokenizer.save_pretrained(folder / "text")
     # like t5-ance, the config's vocabulary is larger than the tokenizer's: MARVEL resized to the tokenizer's
     base = dict(d_model=16, d_kv=8, d_ff=32, num_layers=1, num_decoder_layers=1, num_heads=2, decoder_start_token_id=0)

@@ -320,8 +320,10 @@ def add_collection_command(
 
 @app.command("import-corpus")
 def import_corpus_command(
-    format_name: Annotated[str, typer.Argument(metavar="FORMAT", help="webqa | mscoco | flickr30k")],
-    source: Annotated[Path, typer.Argument(help="the corpus as published: WebQA's folder, a Karpathy JSON file")],
+    format_name: Annotated[str, typer.Argument(metavar="FORMAT", help="webqa | clueweb22-mm | mscoco | flickr30k")],
+    source: Annotated[
+        Path, typer.Argument(help="the corpus as published: WebQA's or ClueWeb22-MM's folder, a Karpathy JSON file")
+    ],
     name: Annotated[str, typer.Argument(help="the collection's name (mscoco and flickr30k add NAME-captions)")],
     images_root: Annotated[
         Path | None, typer.Option(help="where the image files are (Karpathy JSON: default, its folder)")

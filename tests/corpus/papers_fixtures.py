@@ -7,6 +7,8 @@ import io
 import json
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from PIL import Image
 
 COLOURS = {"101": (255, 0, 0), "102": (0, 255, 0), "103": (0, 0, 255)}
@@ -104,3 +106,66 @@ def write_karpathy(folder: Path, dataset: str = "coco") -> Path:
     path = folder / f"dataset_{dataset}.json"
     path.write_text(json.dumps({"images": images, "dataset": dataset}))
     return path
+
+
+CLUEWEB_TEXTS = {
+    "text_100000": "The Golden Gate Bridge spans the strait\nat San Francisco.",
+    "text_100001": "Koalas sleep up to twenty hours a day.",
+    "text_100002": "Sourdough bread rises with wild yeast.",
+}
+# (img_id, caption, image bytes): a null caption, and one row whose bytes no reader opens (as one of MARVEL's)
+CLUEWEB_IMAGES = [
+    ("img_100000", "a red square logo", png_bytes((255, 0, 0))),
+    ("img_100001", None, png_bytes((0, 255, 0))),
+    ("img_100002", "a blue square button", png_bytes((0, 0, 255))),
+    ("img_100003", "a broken picture", b"\x89PNG but not really"),
+]
+# split -> (qid, query, img_id, text_id): one positive each, the other one null
+CLUEWEB_QUERIES = {
+    "train": [(7, "golden gate bridge san francisco", None, "text_100000"), (8, "red square logo", "img_100000", None)],
+    "dev": [(9, "how long do koalas sleep", None, "text_100001")],
+    "test": [
+        (10, "sourdough bread yeast", None, "text_100002"),
+        (11, "green square", "img_100001", None),
+        (12, "a broken picture", "img_100003", None),  # its only positive is the unreadable image
+    ],
+}
+
+
+def write_parquet(path: Path, columns: dict[str, tuple[pa.DataType, list]], row_group_size: int = 2) -> Path:
+    """One parquet file; small row groups, so that a reader crosses their boundaries."""
+    table = pa.table({name: pa.array(values, type) for name, (type, values) in columns.items()})
+    pq.write_table(table, path, row_group_size=row_group_size)
+    return path
+
+
+def write_clueweb(folder: Path) -> Path:
+    """A ClueWeb22-MM folder in the layout of MARVEL's code: query parquet files per split, text.parquet and
+    image.parquet (the images' own bytes); each query's hard negatives name documents of the corpus."""
+    folder.mkdir(parents=True)
+    text_ids, image_ids = list(CLUEWEB_TEXTS), [row[0] for row in CLUEWEB_IMAGES]
+    write_parquet(
+        folder / "text.parquet",
+        {"text_id": (pa.string(), text_ids), "surround": (pa.string(), list(CLUEWEB_TEXTS.values()))},
+    )
+    write_parquet(
+        folder / "image.parquet",
+        {
+            "img_id": (pa.string(), image_ids),
+            "caption": (pa.string(), [row[1] for row in CLUEWEB_IMAGES]),
+            "img": (pa.binary(), [row[2] for row in CLUEWEB_IMAGES]),
+        },
+    )
+    for split, rows in CLUEWEB_QUERIES.items():
+        write_parquet(
+            folder / f"{split}.parquet",
+            {
+                "qid": (pa.int64(), [row[0] for row in rows]),
+                "query": (pa.string(), [row[1] for row in rows]),
+                "img_id": (pa.string(), [row[2] for row in rows]),
+                "text_id": (pa.string(), [row[3] for row in rows]),
+                "img_negFacts": (pa.list_(pa.string()), [[i for i in image_ids[:2] if i != row[2]] for row in rows]),
+                "txt_negFacts": (pa.list_(pa.string()), [[t for t in text_ids[:2] if t != row[3]] for row in rows]),
+            },
+        )
+    return folder

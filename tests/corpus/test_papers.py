@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
@@ -15,7 +17,14 @@ from mmr.corpus.format import CorpusFormatError, read_documents
 from mmr.corpus.papers.importer import import_corpus
 from mmr.corpus.papers.json_stream import iter_json_array
 from mmr.types import Document
-from tests.corpus.papers_fixtures import COLOURS, WEBQA_FACTS, write_karpathy, write_webqa
+from tests.corpus.papers_fixtures import (
+    COLOURS,
+    WEBQA_FACTS,
+    write_clueweb,
+    write_karpathy,
+    write_parquet,
+    write_webqa,
+)
 
 
 @pytest.fixture
@@ -208,3 +217,155 @@ def test_an_image_id_that_is_a_path_stays_inside_the_media_folder(settings, tmp_
     path = _documents(settings, "web")["img//03"].image_path
     assert Path(path).parent == settings.media_dir / "web"
     assert Image.open(path).getpixel((0, 0)) == COLOURS["103"]
+
+
+def test_clueweb_becomes_texts_images_anchor_queries_and_qrels(settings, tmp_path):
+    (imported,) = import_corpus(settings, "clueweb22-mm", write_clueweb(tmp_path / "cw"), "cw")
+    docs = _documents(settings, "cw")
+    texts = ["txt/text_100000", "txt/text_100001", "txt/text_100002"]
+    assert sorted(docs) == ["img/img_100000", "img/img_100001", "img/img_100002", *texts]
+    assert docs["txt/text_100000"] == Document(
+        "txt/text_100000",
+        "text",
+        "The Golden Gate Bridge spans the strait at San Francisco.",
+        None,
+        {"source": "clueweb22-mm"},
+    )
+    for image_id, caption, colour in [
+        ("img_100000", "a red square logo", (255, 0, 0)),
+        ("img_100001", "", (0, 255, 0)),  # a null caption
+        ("img_100002", "a blue square button", (0, 0, 255)),
+    ]:
+        doc = docs[f"img/{image_id}"]
+        assert (doc.modality, doc.text, doc.metadata) == (
+            "image",
+            caption,
+            {"source": "clueweb22-mm", "caption": caption},
+        )
+        assert doc.image_path == str(settings.media_dir / "cw" / f"{image_id}.png")
+        assert Image.open(doc.image_path).getpixel((0, 0)) == colour
+
+    benchmark = benchmark_of(settings, "cw")
+    assert benchmark == CollectionBenchmark(
+        settings.benchmark_dir / "imported" / "cw", "anchors", ("mrr@10", "ndcg@10", "recall@20", "recall@100")
+    )
+    train, dev, test = (benchmark.load(split) for split in ("train", "dev", "test"))
+    assert train.queries == {"7": "golden gate bridge san francisco", "8": "red square logo"}
+    assert train.qrels == {"7": {"txt/text_100000": 1}, "8": {"img/img_100000": 1}}  # negatives are not judged
+    assert (dev.queries, dev.qrels) == ({"9": "how long do koalas sleep"}, {"9": {"txt/text_100001": 1}})
+    # query 12's one positive is the image no reader opens: it is left out with it
+    assert test.qrels == {"10": {"txt/text_100002": 1}, "11": {"img/img_100001": 1}}
+    counts = imported.counts
+    assert (counts.documents, counts.left_out, counts.without_relevant, counts.dangling) == (6, 1, 1, 0)
+    assert imported.summary() == (
+        "cw: 6 documents; anchors queries: 1 dev, 2 test, 2 train; 1 documents left out (unreadable images);"
+        " 1 queries left out (nothing relevant)"
+    )
+
+
+def test_clueweb_reads_every_parquet_file_a_batch_at_a_time(settings, tmp_path, monkeypatch):
+    """Never a whole file: image.parquet holds every image's bytes (here: one row per batch, across row groups)."""
+    from mmr.corpus.papers import clueweb
+
+    source = write_clueweb(tmp_path / "cw")
+    import_corpus(settings, "clueweb22-mm", source, "whole")
+    opened, batches = [], []
+    original_init, original_iter = pq.ParquetFile.__init__, pq.ParquetFile.iter_batches
+
+    def init(self, path, **kwargs):
+        opened.append((Path(path).name, kwargs))
+        original_init(self, path, **kwargs)
+
+    def iter_batches(self, **kwargs):
+        for batch in original_iter(self, **kwargs):
+            batches.append((tuple(batch.schema.names), batch.num_rows))
+            yield batch
+
+    def whole(*args, **kwargs):
+        raise AssertionError("a whole parquet file was read")
+
+    monkeypatch.setattr(pq.ParquetFile, "__init__", init)
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", iter_batches)
+    monkeypatch.setattr(pq.ParquetFile, "read", whole)
+    monkeypatch.setattr(pq, "read_table", whole)
+    monkeypatch.setattr(clueweb, "IMAGE_BATCH", 1)
+    monkeypatch.setattr(clueweb, "TEXT_BATCH", 2)
+    import_corpus(settings, "clueweb22-mm", source, "batched")
+
+    assert [name for name, _ in opened] == ["text.parquet", "image.parquet", "train.parquet", "dev.parquet"] + [
+        "test.parquet"
+    ]
+    assert all(kwargs["buffer_size"] > 0 and kwargs["pre_buffer"] is False for _, kwargs in opened)
+    assert [rows for names, rows in batches if "img" in names] == [1, 1, 1, 1]
+    assert max(rows for _, rows in batches) == 2
+    assert ("qid", "query", "img_id", "text_id") in {names for names, _ in batches}  # the negatives are never read
+    whole_docs = {doc.id: (doc.text, doc.metadata) for doc in _documents(settings, "whole").values()}
+    assert {doc.id: (doc.text, doc.metadata) for doc in _documents(settings, "batched").values()} == whole_docs
+    assert benchmark_of(settings, "batched").load("test").qrels == benchmark_of(settings, "whole").load("test").qrels
+
+
+def _strings(*values) -> tuple[pa.DataType, list]:
+    return pa.string(), list(values)
+
+
+_DEV_QUERY = {"qid": (pa.int64(), [9]), "img_id": _strings(None), "text_id": _strings("text_100001")}
+
+
+@pytest.mark.parametrize(
+    ("file", "columns", "message"),
+    [
+        (
+            "text.parquet",
+            {"text_id": _strings("text_100000"), "text": _strings("x")},
+            r"text.parquet: no column\(s\) \['surround'\]; its columns are \['text_id', 'text'\]",
+        ),
+        (
+            "text.parquet",
+            {"text_id": _strings("text_100000", None), "surround": _strings("a", "b")},
+            r"text.parquet: row 1: missing field 'text_id'",
+        ),
+        (
+            "text.parquet",
+            {"text_id": _strings("text_100000", "text_100001"), "surround": _strings("a", " ")},
+            r"text.parquet: row 1: .*no text",
+        ),
+        ("dev.parquet", {**_DEV_QUERY, "query": _strings(None)}, r"dev.parquet: row 0: missing field 'query'"),
+        (
+            "dev.parquet",
+            {**_DEV_QUERY, "qid": _strings("q 9"), "query": _strings("q")},
+            r"dev.parquet: row 0: .*a space",
+        ),
+    ],
+)
+def test_malformed_clueweb_names_file_and_row(settings, tmp_path, file, columns, message):
+    source = write_clueweb(tmp_path / "cw")
+    write_parquet(source / file, columns)
+    with pytest.raises(CorpusFormatError, match=message):
+        import_corpus(settings, "clueweb22-mm", source, "cw")
+    assert not (settings.corpora_dir / "cw.jsonl").exists()  # nothing half written is left as the corpus
+
+
+def test_clueweb_images_without_bytes_are_left_out_as_unreadable_ones_are(settings, tmp_path):
+    source = write_clueweb(tmp_path / "cw")
+    columns = {"img_id": _strings("img_100000", "img_100001"), "caption": _strings("c", "d")}
+    write_parquet(source / "image.parquet", {**columns, "img": (pa.binary(), [b"", None])})
+    (imported,) = import_corpus(settings, "clueweb22-mm", source, "cw")
+    assert sorted(_documents(settings, "cw")) == ["txt/text_100000", "txt/text_100001", "txt/text_100002"]
+    assert imported.counts.left_out == 2
+    assert benchmark_of(settings, "cw").load("train").qrels == {"7": {"txt/text_100000": 1}}
+
+
+def test_clueweb_files_that_are_missing_or_not_parquet(settings, tmp_path):
+    source = write_clueweb(tmp_path / "cw")
+    (source / "dev.parquet").unlink()
+    with pytest.raises(FileNotFoundError, match=r"dev.parquet is missing: leave its split out"):
+        import_corpus(settings, "clueweb22-mm", source, "cw")
+    import_corpus(settings, "clueweb22-mm", source, "cw", splits=("train", "test"))
+    (source / "image.parquet").write_bytes(b"PAR1 this is not parquet at all PAR1")
+    with pytest.raises(CorpusFormatError, match=r"image.parquet: not a parquet file"):
+        import_corpus(settings, "clueweb22-mm", source, "cw")
+    (source / "image.parquet").unlink()
+    with pytest.raises(
+        FileNotFoundError, match=r"not a ClueWeb22-MM folder as MARVEL ships it: no \['image.parquet'\]"
+    ):
+        import_corpus(settings, "clueweb22-mm", source, "cw")

@@ -10,7 +10,7 @@ from mmr.cli import app
 from mmr.config import Settings
 from mmr.service import SearchService
 from mmr.types import Query
-from tests.corpus.papers_fixtures import write_karpathy, write_webqa
+from tests.corpus.papers_fixtures import write_clueweb, write_karpathy, write_webqa
 
 
 @pytest.fixture(scope="module")
@@ -35,19 +35,45 @@ def _run(*args: str) -> str:
     return result.output
 
 
-def test_webqa_import_search_and_the_papers_metrics(store, tmp_path):
-    output = _run("import-corpus", "webqa", str(write_webqa(tmp_path / "webqa")), "web", "-r", "bm25")
-    assert "imported web: 6 documents; questions queries: 1 dev, 1 test, 2 train; 1 queries left out" in output
-    assert "built    bm25/web index: 6 documents" in output
+@pytest.mark.parametrize(
+    ("format_name", "write", "name", "setting", "imported", "query", "found"),
+    [
+        (
+            "webqa",
+            write_webqa,
+            "web",
+            "questions",
+            "web: 6 documents; questions queries: 1 dev, 1 test, 2 train; 1 queries left out",
+            "Which way does the Nile flow?",
+            "txt/s3",
+        ),
+        (
+            "clueweb22-mm",
+            write_clueweb,
+            "cw",
+            "anchors",
+            "cw: 6 documents; anchors queries: 1 dev, 2 test, 2 train; 1 documents left out (unreadable images)",
+            "the Golden Gate Bridge",
+            "txt/text_100000",
+        ),
+    ],
+    ids=["webqa", "clueweb22-mm"],
+)
+def test_web_corpus_import_search_and_the_papers_metrics(
+    store, tmp_path, format_name, write, name, setting, imported, query, found
+):
+    output = _run("import-corpus", format_name, str(write(tmp_path / format_name)), name, "-r", "bm25")
+    assert f"imported {imported}" in output
+    assert f"built    bm25/{name} index: 6 documents" in output
 
-    service = SearchService.load(store, ["bm25"], ["web"])
-    (result,) = service.search(Query(text="Which way does the Nile flow?"), ["bm25"], "web", k=3)
-    assert result.error is None and result.hits[0].doc_id == "txt/s3"
+    service = SearchService.load(store, ["bm25"], [name])
+    (result,) = service.search(Query(text=query), ["bm25"], name, k=3)
+    assert result.error is None and result.hits[0].doc_id == found
 
-    report = _run("evaluate", "-c", "web", "-r", "bm25", "--split", "dev")
-    assert "### `web` collection, questions setting, dev split (v1)" in report
+    report = _run("evaluate", "-c", name, "-r", "bm25", "--split", "dev")
+    assert f"### `{name}` collection, {setting} setting, dev split (v1)" in report
     assert "| retriever | mrr@10 | ndcg@10 | recall@20 | recall@100 | images in top 10 | queries |" in report
-    perfect = "1.000 [1.000, 1.000]"  # "Can penguins fly?" finds the one relevant fact first
+    perfect = "1.000 [1.000, 1.000]"  # "Can penguins fly?", "how long do koalas sleep": the one relevant text first
     assert f"| bm25 | {perfect} | {perfect} | {perfect} | {perfect} |" in report
 
 

@@ -45,15 +45,26 @@ _CAPTION_DIRECTIONS = (
     CollectionPart("-captions", "image-to-text", "image"),
 )
 _CAPTION_METRICS = ("hit_rate@1", "hit_rate@5", "hit_rate@10")
+# MARVEL's README reports MRR@10, NDCG@10 and Rec@100 on WebQA and ClueWeb22-MM; Recall@20 is kept on both
+_WEB_METRICS = ("mrr@10", "ndcg@10", "recall@20", "recall@100")
 
 PAPER_FORMATS: dict[str, PaperFormat] = {
     # The whole corpus (every split's facts and images) is the gallery, as in UniVL-DR.
     "webqa": PaperFormat(
         "mmr.corpus.papers.webqa:convert",
-        ("mrr@10", "ndcg@10", "recall@20", "recall@100"),
+        _WEB_METRICS,
         (CollectionPart("", "questions", "text"),),
         SPLITS,
         "UniVL-DR, MARVEL (WebQA as UniVL-DR ships it)",
+    ),
+    # The same for MARVEL's ClueWeb22-MM: text.parquet and image.parquet are the gallery; its queries are anchor
+    # texts (ClueWeb22-MM/readme.md: "Generate anchor text as query for each document").
+    "clueweb22-mm": PaperFormat(
+        "mmr.corpus.papers.clueweb:convert",
+        _WEB_METRICS,
+        (CollectionPart("", "anchors", "text"),),
+        SPLITS,
+        "MARVEL (ClueWeb22-MM as its code reads it)",
     ),
     # The gallery is one split's images (5,000 for MSCOCO, 1,000 for Flickr30k on test), as in the papers.
     "mscoco": PaperFormat(

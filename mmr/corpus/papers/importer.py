@@ -31,6 +31,8 @@ class ImportedCollection:
     def summary(self) -> str:
         queries = ", ".join(f"{n} {split}" for split, n in sorted(self.counts.queries.items()))
         line = f"{self.name}: {self.counts.documents} documents; {self.benchmark.setting} queries: {queries or 'none'}"
+        if self.counts.left_out:
+            line += f"; {self.counts.left_out} documents left out (unreadable images)"
         if self.counts.without_relevant:
             line += f"; {self.counts.without_relevant} queries left out (nothing relevant)"
         if self.counts.dangling:

@@ -3,14 +3,25 @@ queries and qrels into the benchmark layout of ``mmr.corpus.splits``, so nothing
 
 from __future__ import annotations
 
+import hashlib
+import io
+import logging
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
 
 from mmr.corpus.format import CorpusFormatError, DocumentWriter
 from mmr.corpus.papers import CollectionPart
 from mmr.corpus.splits import SPLITS
 from mmr.types import Document
+
+logger = logging.getLogger(__name__)
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,100}")
+# PIL's format name -> the file extension the image is written with
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif"}
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,7 @@ class PartCounts:
     queries: Counter = field(default_factory=Counter)  # split -> queries written
     without_relevant: int = 0  # queries left out: nothing to find
     dangling: int = 0  # relevant ids that are not in the collection
+    left_out: int = 0  # documents the corpus ships that cannot be served (an image no reader opens)
 
 
 def required(obj: dict, key: str, where: str):
@@ -58,6 +70,21 @@ def one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def write_image(raw: bytes, media_dir: Path, image_id: str, where: str) -> Path:
+    """An image shipped inside a corpus file, written under ``media_dir`` with the extension of its format;
+    a ``CorpusFormatError`` if PIL cannot read it."""
+    try:
+        kind = Image.open(io.BytesIO(raw)).format  # reads the header only
+    except (UnidentifiedImageError, OSError) as err:
+        raise CorpusFormatError(f"{where}: not an image PIL can read") from err
+    # the id itself where it is a plain name (WebQA's are numbers); a digest of it where it could leave the folder
+    stem = image_id if _PLAIN_NAME.fullmatch(image_id) else hashlib.sha256(image_id.encode()).hexdigest()[:24]
+    path = Path(media_dir) / f"{stem}.{EXTENSIONS.get(kind, (kind or 'img').lower())}"
+    if not (path.exists() and path.stat().st_size == len(raw)):  # an import run again keeps what it wrote
+        path.write_bytes(raw)
+    return path
+
+
 class PaperSink:
     """Open for the length of one conversion. Its files replace those of an earlier import only when it ends
     without an error: a failed import leaves the collection as it was."""
@@ -67,6 +94,7 @@ class PaperSink:
         self.counts = {suffix: PartCounts() for suffix in self.parts}
         self._writers = {s: DocumentWriter(corpora_dir / f"{name}{s}.jsonl") for s in self.parts}
         self._ids: dict[str, set[str]] = {suffix: set() for suffix in self.parts}
+        self._left_out: dict[str, set[str]] = {suffix: set() for suffix in self.parts}
         self._folders = {s: Path(benchmark_folder) / p.setting for s, p in self.parts.items()}
         self._files: dict[tuple[str, str, str], object] = {}
 
@@ -98,11 +126,18 @@ class PaperSink:
         self._writers[suffix].write(doc)
         self.counts[suffix].documents += 1
 
+    def leave_out(self, suffix: str, doc_id: str, where: str, why: str) -> None:
+        """A document the corpus ships but that cannot be served: counted and logged, not written. A query
+        judges it relevant no more, so one that had nothing else relevant is left out too."""
+        logger.warning("%s: document %s left out: %s", where, doc_id, why)
+        self._left_out[suffix].add(doc_id)
+        self.counts[suffix].left_out += 1
+
     def query(self, suffix: str, query: PaperQuery, where: str) -> None:
         counts = self.counts[suffix]
         if query.split not in SPLITS:
             raise CorpusFormatError(f"{where}: split {query.split!r} is none of {list(SPLITS)}")
-        relevant = list(dict.fromkeys(query.relevant))
+        relevant = [doc_id for doc_id in dict.fromkeys(query.relevant) if doc_id not in self._left_out[suffix]]
         if any(len(key.split()) != 1 for key in (query.qid, *relevant)):  # a TREC qrels line splits on spaces
             raise CorpusFormatError(f"{where}: a query or document id is empty or holds a space: {query.qid!r}")
         if not relevant:

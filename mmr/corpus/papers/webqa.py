@@ -15,23 +15,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import io
-import re
 from pathlib import Path
 from typing import BinaryIO
 
-from PIL import Image, UnidentifiedImageError
-
 from mmr.corpus.format import CAPTION_METADATA, CorpusFormatError, read_json_lines
-from mmr.corpus.papers.sink import ConvertOptions, PaperQuery, PaperSink, document_at, one_line, required
+from mmr.corpus.papers.sink import ConvertOptions, PaperQuery, PaperSink, document_at, one_line, required, write_image
 from mmr.progress import ProgressBar
 
 TEXTS, IMAGES, IMAGE_BYTES, LINE_INDEX = "all_docs.json", "all_imgs.json", "imgs.tsv", "imgs.lineidx.new"
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,100}")
 QUERY_FILES = {"train": "train.json", "dev": "dev.json", "test": "test.json"}
-# PIL's format name -> the file extension the image is written with
-EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif"}
 
 
 def convert(source: Path, sink: PaperSink, options: ConvertOptions) -> None:
@@ -80,7 +72,7 @@ def _convert_images(source: Path, sink: PaperSink, options: ConvertOptions) -> N
             if image_id not in offsets:
                 raise CorpusFormatError(f"{where}: image {image_id} is not in {source / IMAGE_BYTES}")
             raw = read_image_at(image_bytes, offsets[image_id], image_id)
-            path = _write_image(raw, options.media_dir / _file_stem(image_id), f"{image_bytes.name} (image {image_id})")
+            path = write_image(raw, options.media_dir, image_id, f"{image_bytes.name} (image {image_id})")
             caption = one_line(obj.get("caption") or "")
             # the caption is part of a WebQA image document: the papers' models encode image and caption together
             metadata = {**_source(options), "title": one_line(obj.get("title") or ""), CAPTION_METADATA: caption}
@@ -121,19 +113,3 @@ def read_image_at(handle: BinaryIO, offset: int, image_id: str) -> bytes:
         return base64.b64decode(encoded.strip(), validate=True)
     except binascii.Error as err:
         raise CorpusFormatError(f"{where}: image {image_id} is not valid base64 ({err})") from err
-
-
-def _file_stem(image_id: str) -> str:
-    """The id itself where it is a plain name (WebQA's are numbers); a digest of it where it could leave the folder."""
-    return image_id if _PLAIN_NAME.fullmatch(image_id) else hashlib.sha256(image_id.encode()).hexdigest()[:24]
-
-
-def _write_image(raw: bytes, stem: Path, where: str) -> Path:
-    try:
-        kind = Image.open(io.BytesIO(raw)).format  # reads the header only
-    except (UnidentifiedImageError, OSError) as err:
-        raise CorpusFormatError(f"{where}: not an image PIL can read") from err
-    path = stem.with_name(f"{stem.name}.{EXTENSIONS.get(kind, (kind or 'img').lower())}")
-    if not (path.exists() and path.stat().st_size == len(raw)):  # an import run again keeps what it wrote
-        path.write_bytes(raw)
-    return path

@@ -50,13 +50,13 @@ class TextStack(nn.Module):
         return cls(cls._transformers_class().from_pretrained(str(path)), AutoTokenizer.from_pretrained(str(path)))
 
     @classmethod
-    def from_saved_config(cls, folder: str | Path) -> TextStack:
+    def from_saved_config(cls, folder: str | Path, tokenizer_folder: str | Path | None = None) -> TextStack:
         """The architecture saved by ``save_config`` with fresh weights: the caller loads its own state dict."""
         from transformers import AutoTokenizer
 
         model_class = cls._transformers_class()
         config = model_class.config_class.from_pretrained(str(folder))
-        return cls(model_class(config), AutoTokenizer.from_pretrained(str(folder)))
+        return cls(model_class(config), AutoTokenizer.from_pretrained(str(tokenizer_folder or folder)))
 
     def save_config(self, folder: Path) -> None:
         self.model.config.save_pretrained(str(folder))
@@ -66,6 +66,11 @@ class TextStack(nn.Module):
     @property
     def hidden_size(self) -> int:
         return int(self.model.get_input_embeddings().weight.shape[1])
+
+    @property
+    def attention_heads(self) -> int:
+        config = self.model.config
+        return int(getattr(config, "num_attention_heads", None) or config.num_heads)
 
     @property
     def layers(self) -> nn.ModuleList:
@@ -311,6 +316,7 @@ def open_text_stack(folder: str | Path) -> TextStack:
     return stack_class(folder).from_pretrained(folder)
 
 
-def saved_text_stack(folder: str | Path) -> TextStack:
-    """The architecture a method saved beside its weights (``TextStack.save_config``), freshly initialised."""
-    return stack_class(folder).from_saved_config(folder)
+def saved_text_stack(folder: str | Path, tokenizer_folder: str | Path | None = None) -> TextStack:
+    """The architecture a method saved beside its weights (``TextStack.save_config``), freshly initialised;
+    ``tokenizer_folder`` where the tokenizer was saved apart from the config."""
+    return stack_class(folder).from_saved_config(folder, tokenizer_folder)

@@ -244,8 +244,9 @@ def class_name_captioner(top: int = CAPTION_WORDS) -> Captioner:
 def _extractor_for(folder: Path) -> ComplementExtractor:
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(str(folder))
-    return ComplementExtractor(config.hidden_size, config.num_attention_heads)
+    config = AutoConfig.from_pretrained(str(folder))  # BERT's names, or T5's
+    hidden = getattr(config, "hidden_size", None) or config.d_model
+    return ComplementExtractor(hidden, getattr(config, "num_attention_heads", None) or config.num_heads)
 
 
 def _start(resources: Resources) -> tuple[VisualTokenEncoder, str]:
@@ -257,8 +258,8 @@ def _start(resources: Resources) -> tuple[VisualTokenEncoder, str]:
     except (IndexMismatchError, OSError, ValueError) as err:  # none, or unreadable: start from the backbone
         log.warning("ciea: no usable MARVEL model (%s); training every stage from %s", err, STAND_INS.text)
         base, start = marvel.new_encoder(resources), STAND_INS.text
-    extractor = ComplementExtractor(base.hidden_size, base.lm.config.num_attention_heads)
-    model = VisualTokenEncoder(base.lm, base.tokenizer, base.config, extractor)
+    extractor = ComplementExtractor(base.hidden_size, base.lm.attention_heads)
+    model = VisualTokenEncoder(base.lm, base.config, extractor)
     model.load_state_dict(base.state_dict(), strict=False)  # everything but the new extractor
     return model.train(), start
 

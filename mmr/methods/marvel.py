@@ -82,9 +82,9 @@ def new_encoder(resources: Resources, path: str | Path | None = None) -> VisualT
     classes = vision.class_head()
     if classes is not None and classes.weight.shape[1] != vision.grid_dim:
         classes = None  # the classifier reads pooled vectors of another size than a cell: it cannot name cells
-    lm, tokenizer = load_language_model(path or checkpoint_path(STAND_INS.text))
+    lm = load_language_model(path or checkpoint_path(STAND_INS.text))
     config = VisualTokenConfig(grid_dim=vision.grid_dim, class_words=len(classes.names) if classes else 0)
-    model = VisualTokenEncoder(lm, tokenizer, config)
+    model = VisualTokenEncoder(lm, config)
     if classes is not None:
         weight, bias = torch.from_numpy(classes.weight), torch.from_numpy(classes.bias)
         model.visual.init_class_words(weight, bias, model.phrase_embeddings(list(classes.names)))

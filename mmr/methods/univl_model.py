@@ -24,11 +24,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmr.encoders.base import ImageFeatures, batched
-from mmr.encoders.hf_text import HFTextEncoder
 from mmr.encoders.neighbours import NeighbourCaptioner
 from mmr.encoders.registry import STAND_INS, checkpoint_path
+from mmr.encoders.text_stack import TextStack, open_text_stack
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
+# where the backbone's weights sit in the state dict; models saved before the TextStack had them under "text.bert."
+TOWER_PREFIX, LEGACY_TOWER_PREFIX = "text.stack.model.", "text.bert."
 MAX_LOGIT_SCALE = 100.0  # CLIP's clamp: a larger scale makes the softmax a hard max and training unstable
 
 
@@ -63,45 +65,33 @@ def text_base_path(text_base: str) -> str:
 
 
 class TextTower(nn.Module):
-    """A BERT-like encoder split in two: frozen ``bottom`` layers and trainable ``top`` layers.
+    """A text backbone split in two: frozen ``bottom`` layers and trainable ``top`` layers.
 
-    ``top(bottom(x))`` equals the model's own forward pass; the split only exists so that training can
+    ``top(bottom(x))`` equals the backbone's own forward pass; the split only exists so that training can
     cache ``bottom`` once instead of recomputing it every step.
     """
 
-    def __init__(self, bert: nn.Module, trainable_layers: int):
+    def __init__(self, stack: TextStack, trainable_layers: int):
         super().__init__()
-        self.bert = bert
-        layers = len(bert.encoder.layer)
+        self.stack = stack
+        layers = stack.num_layers
         if not 0 < trainable_layers <= layers:
             raise ValueError(f"trainable_layers must be in 1..{layers}, got {trainable_layers}")
         self.split = layers - trainable_layers
-        for name, parameter in bert.named_parameters():
-            parameter.requires_grad = name in self.trainable_names()
+        trainable = self.trainable_names()
+        for name, parameter in stack.model.named_parameters():
+            parameter.requires_grad = name in trainable
 
     def trainable_names(self) -> set[str]:
-        prefixes = tuple(f"encoder.layer.{i}." for i in range(self.split, len(self.bert.encoder.layer)))
-        return {name for name, _ in self.bert.named_parameters() if name.startswith(prefixes)}
-
-    def _mask(self, hidden: torch.Tensor, attention_mask: torch.Tensor):
-        from transformers.masking_utils import create_bidirectional_mask
-
-        return create_bidirectional_mask(config=self.bert.config, inputs_embeds=hidden, attention_mask=attention_mask)
-
-    def _run(self, hidden: torch.Tensor, attention_mask: torch.Tensor, layers) -> torch.Tensor:
-        mask = self._mask(hidden, attention_mask)
-        for layer in layers:
-            hidden = layer(hidden, mask)
-        return hidden
+        """Names within the backbone (``stack.model``) of what training changes."""
+        return {name for name, _ in self.stack.upper_parameters(self.split)}
 
     def bottom(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.bert.embeddings(input_ids=input_ids)
-        return self._run(hidden, attention_mask, self.bert.encoder.layer[: self.split])
+        return self.stack.lower(self.stack.word_embeddings(input_ids), attention_mask, self.split)
 
     def top(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Mean-pooled (not normalised) sentence embedding from bottom-layer states."""
-        hidden = self._run(hidden, attention_mask, self.bert.encoder.layer[self.split :])
-        return HFTextEncoder.mean_pool(hidden, attention_mask)
+        """The pooled (not normalised) text embedding from bottom-layer states."""
+        return self.stack.upper(hidden, attention_mask, self.split)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.top(self.bottom(input_ids, attention_mask), attention_mask)
@@ -125,11 +115,11 @@ def image_head(config: UniVLConfig, dim: int, zero_output: bool) -> nn.Sequentia
 
 
 class UniVLModel(nn.Module):
-    def __init__(self, bert: nn.Module, config: UniVLConfig):
+    def __init__(self, stack: TextStack, config: UniVLConfig):
         super().__init__()
         self.config = config
-        self.text = TextTower(bert, config.trainable_layers)
-        dim = int(bert.config.hidden_size)
+        self.text = TextTower(stack, config.trainable_layers)
+        dim = stack.hidden_size
         self.dim = dim
         # Start as the verbalisation alone (zero-shot level) and let training add what the pixels know;
         # without words a zero projection would leave nothing to normalise.
@@ -163,7 +153,7 @@ class UniVLModel(nn.Module):
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """Only what training changes: the frozen layers are the base checkpoint's, loaded from it."""
-        keep = {f"text.bert.{name}" for name in self.text.trainable_names()}
+        keep = {f"{TOWER_PREFIX}{name}" for name in self.text.trainable_names()}
         return {
             k: v.detach().contiguous().clone()
             for k, v in self.state_dict().items()
@@ -172,11 +162,8 @@ class UniVLModel(nn.Module):
 
 
 def build_model(config: UniVLConfig) -> tuple[UniVLModel, object]:
-    from transformers import AutoModel, AutoTokenizer
-
-    path = text_base_path(config.text_base)
-    bert = AutoModel.from_pretrained(path)
-    return UniVLModel(bert, config), AutoTokenizer.from_pretrained(path)
+    stack = open_text_stack(text_base_path(config.text_base))
+    return UniVLModel(stack, config), stack.tokenizer
 
 
 def save_model(model: UniVLModel, folder: Path) -> None:
@@ -191,7 +178,10 @@ def load_model(folder: Path) -> tuple[UniVLModel, object]:
     from safetensors.torch import load_file
 
     model, tokenizer = build_model(UniVLConfig.load(folder))
-    state = load_file(str(folder / WEIGHTS))
+    state = {
+        (TOWER_PREFIX + key[len(LEGACY_TOWER_PREFIX) :] if key.startswith(LEGACY_TOWER_PREFIX) else key): value
+        for key, value in load_file(str(folder / WEIGHTS)).items()
+    }
     result = model.load_state_dict(state, strict=False)
     if result.unexpected_keys or set(result.missing_keys) & set(model.trainable_state()):
         raise ValueError(f"{folder / WEIGHTS} does not match its config: {result}")

@@ -1,13 +1,14 @@
 """Visual tokens inside a text encoder: MARVEL's document encoder, shared by MARVEL and CIEA.
 
-An image document is the sequence ``[CLS] <im_start> v1 .. vN <im_end> (caption) [SEP]`` where each v_i
+An image document is the sequence ``[lead] <im_start> v1 .. vN <im_end> (caption) [end]`` where each v_i
 is one cell of the frozen vision backbone's grid passed through ``Linear(grid_dim -> hidden)`` (the visual
-module). The text encoder reads it through ``inputs_embeds`` and its mean-pooled, L2-normalised output is
-the document embedding. Queries and text documents go through the same encoder with no visual tokens,
-so before training a query embeds exactly as the text backbone embeds it.
+module), ``[lead]`` the special tokens the text backbone starts a text with ([CLS] for BERT, none for T5) and
+``[end]`` its closing one. The text backbone (a ``TextStack``) reads it as input embeddings and its pooled,
+L2-normalised output is the document embedding. Queries and text documents go through the same encoder with
+no visual tokens, so before training a query embeds exactly as the text backbone embeds it.
 
-Mean pooling instead of MARVEL's first decoder state: the stand-in text backbone is an encoder trained for mean-pooled
-sentence embeddings, and its [CLS] state was never trained to summarise anything.
+The pooling is the backbone's: the stand-in MiniLM was trained for mean-pooled sentence embeddings (its [CLS]
+state was never trained to summarise anything); T5-ANCE pools on its first decoder state, as MARVEL does.
 
 The forward pass can stop after ``k`` layers and resume from there (``lower``/``upper``): when the visual
 module and the bottom layers are frozen, the trainers compute the states at layer ``k`` once and train
@@ -26,6 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from mmr.encoders.text_stack import TextStack, open_text_stack, saved_text_stack
 
 WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "visual_tokens.json"
 
@@ -86,38 +89,42 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class VisualTokenEncoder(nn.Module):
-    """A BERT-like encoder that reads texts, and images as visual tokens between two learned markers.
+    """A text backbone that reads texts, and images as visual tokens between two learned markers.
 
     ``extractor`` (CIEA) rewrites the projected patches given the caption's token embeddings before
     they enter the language model; ``None`` gives MARVEL's plain path.
     """
 
-    def __init__(self, lm: nn.Module, tokenizer, config: VisualTokenConfig, extractor: nn.Module | None = None):
+    def __init__(self, lm: TextStack, config: VisualTokenConfig, extractor: nn.Module | None = None):
         super().__init__()
-        self.lm, self.tokenizer, self.config = lm, tokenizer, config
-        hidden = lm.config.hidden_size
+        self.lm, self.config = lm, config
+        hidden = lm.hidden_size
         self.visual = VisualModule(config, hidden)
-        words = lm.get_input_embeddings().weight.detach()
+        words = lm.model.get_input_embeddings().weight.detach()
         # New vocabulary entries start at the mean word embedding, as resizing an embedding table does.
         self.markers = nn.Parameter(words.mean(0).repeat(2, 1) + 0.02 * torch.randn(2, hidden))
         self.logit_scale = nn.Parameter(torch.tensor(float(config.init_logit_scale)))
         self.extractor = extractor
 
     @property
+    def tokenizer(self):
+        return self.lm.tokenizer
+
+    @property
     def hidden_size(self) -> int:
-        return int(self.lm.config.hidden_size)
+        return self.lm.hidden_size
 
     @property
     def num_layers(self) -> int:
-        return len(self.lm.encoder.layer)
+        return self.lm.num_layers
 
     def phrase_embeddings(self, phrases: Sequence[str]) -> torch.Tensor:
         """Mean input word embedding of each phrase's wordpieces (how a class name enters the word space)."""
         ids, mask = self.tokenize(phrases, 16)
         last = mask.sum(1) - 1
         mask = mask.clone()
-        mask[:, 0] = 0  # [CLS]
-        mask[torch.arange(len(mask), device=self.device), last] = 0  # [SEP]
+        mask[:, : self.lm.lead_tokens] = 0  # [CLS]
+        mask[torch.arange(len(mask), device=self.device), last] = 0  # [SEP], </s>
         weights = mask.unsqueeze(-1).float()
         with torch.no_grad():
             return (self.word_embeddings(ids) * weights).sum(1) / weights.sum(1).clamp(min=1)
@@ -132,31 +139,25 @@ class VisualTokenEncoder(nn.Module):
 
     def tokenize(self, texts: Sequence[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Input ids and attention mask, on the model's device."""
-        batch = self.tokenizer(
-            [t if t and t.strip() else " " for t in texts],
-            padding=True,
-            truncation=True,
-            max_length=max_length,
-            return_tensors="pt",
-        )
-        return batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
+        return self.lm.tokenize(texts, max_length)
 
     def word_embeddings(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.lm.get_input_embeddings()(ids)
+        return self.lm.word_embeddings(ids)
 
     def text_inputs(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         ids, mask = self.tokenize(texts, self.config.max_text_length)
         return self.word_embeddings(ids), mask
 
     def caption_tokens(self, captions: Sequence[str] | None, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Wordpieces after [CLS]: the caption, then [SEP] (only [SEP] for an image-only document)."""
+        """Tokens after the lead ones: the caption, then the closing token (alone for an image-only document)."""
         ids, mask = self.tokenize(list(captions) if captions is not None else [""] * n, self.config.caption_length)
-        return ids[:, 1:], mask[:, 1:]
+        lead = self.lm.lead_tokens
+        return ids[:, lead:], mask[:, lead:]
 
     def image_inputs(
         self, grid: torch.Tensor, captions: Sequence[str] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``[CLS] <im_start> v1..vP <im_end> caption [SEP]`` as input embeddings and attention mask."""
+        """``[lead] <im_start> v1..vP <im_end> caption [end]`` as input embeddings and attention mask."""
         batch = grid.shape[0]
         patches = self.visual(grid.float())
         tail_ids, tail_mask = self.caption_tokens(captions, batch)
@@ -166,33 +167,20 @@ class VisualTokenEncoder(nn.Module):
             # the closing [SEP] is not a caption word
             words[torch.arange(batch, device=self.device), tail_mask.sum(1) - 1] = 0
             patches = self.extractor(patches, tail, words)
-        cls_ids = torch.full((batch, 1), self.tokenizer.cls_token_id, dtype=torch.long, device=self.device)
-        cls = self.word_embeddings(cls_ids)
+        lead = self.lm.lead_embeddings(batch)
         start, end = (marker.expand(batch, 1, -1) for marker in self.markers.split(1))
-        embeds = torch.cat([cls, start, patches, end, tail], dim=1)
-        head = torch.ones(batch, patches.shape[1] + 3, dtype=tail_mask.dtype, device=self.device)
+        embeds = torch.cat([lead, start, patches, end, tail], dim=1)
+        head = torch.ones(batch, lead.shape[1] + patches.shape[1] + 2, dtype=tail_mask.dtype, device=self.device)
         return embeds, torch.cat([head, tail_mask], dim=1)
 
     # ---- the encoder, split at a layer ---------------------------------------------------------------------------
-    def _mask(self, hidden: torch.Tensor, mask: torch.Tensor):
-        from transformers.masking_utils import create_bidirectional_mask
-
-        return create_bidirectional_mask(config=self.lm.config, inputs_embeds=hidden, attention_mask=mask)
-
     def lower(self, embeds: torch.Tensor, mask: torch.Tensor, layers: int) -> torch.Tensor:
         """States after the embedding layer and the first ``layers`` transformer layers."""
-        hidden = self.lm.embeddings(inputs_embeds=embeds)
-        attention = self._mask(hidden, mask)
-        for layer in self.lm.encoder.layer[:layers]:
-            hidden = layer(hidden, attention)
-        return hidden
+        return self.lm.lower(embeds, mask, layers)
 
     def upper(self, hidden: torch.Tensor, mask: torch.Tensor, layers: int) -> torch.Tensor:
-        """From the states after ``layers`` layers to the L2-normalised, mean-pooled embedding."""
-        attention = self._mask(hidden, mask)
-        for layer in self.lm.encoder.layer[layers:]:
-            hidden = layer(hidden, attention)
-        return F.normalize(mean_pool(hidden, mask), dim=-1)
+        """From the states after ``layers`` layers to the L2-normalised, pooled embedding."""
+        return F.normalize(self.lm.upper(hidden, mask, layers), dim=-1)
 
     def embed(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.upper(self.lower(embeds, mask, 0), mask, 0)
@@ -210,29 +198,35 @@ class VisualTokenEncoder(nn.Module):
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous().clone() for k, v in self.state_dict().items()}
         save_file(state, str(folder / WEIGHTS_FILE))
-        self.lm.config.save_pretrained(folder)
-        self.tokenizer.save_pretrained(folder)
+        self.lm.save_config(folder)
         (folder / CONFIG_FILE).write_text(json.dumps({"config": asdict(self.config), **(extra or {})}, indent=2))
 
 
-def load_language_model(path: str | Path):
-    """A trainable copy of a BERT-like checkpoint and its tokenizer (the stand-in text backbone by default)."""
-    from transformers import AutoModel, AutoTokenizer
+def load_language_model(path: str | Path) -> TextStack:
+    """A trainable copy of a text checkpoint with its tokenizer (the stand-in text backbone by default)."""
+    return open_text_stack(path)
 
-    return AutoModel.from_pretrained(str(path)), AutoTokenizer.from_pretrained(str(path))
+
+# Saved before the text backbone was a TextStack: the language model's keys sat directly under "lm."
+_LEGACY_PREFIX, _STACK_PREFIX = "lm.", "lm.model."
+
+
+def _current_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    if any(key.startswith(_STACK_PREFIX) for key in state):
+        return state
+    return {
+        (_STACK_PREFIX + key[len(_LEGACY_PREFIX) :] if key.startswith(_LEGACY_PREFIX) else key): value
+        for key, value in state.items()
+    }
 
 
 def load_saved(folder: Path, extractor: nn.Module | None = None) -> tuple[VisualTokenEncoder, dict]:
     """Rebuild an encoder saved by ``VisualTokenEncoder.save``; returns it and the saved extras."""
     from safetensors.torch import load_file
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     saved = json.loads((folder / CONFIG_FILE).read_text())
-    lm = AutoModel.from_config(AutoConfig.from_pretrained(str(folder)))
-    encoder = VisualTokenEncoder(
-        lm, AutoTokenizer.from_pretrained(str(folder)), VisualTokenConfig(**saved.pop("config")), extractor
-    )
-    encoder.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    encoder = VisualTokenEncoder(saved_text_stack(folder), VisualTokenConfig(**saved.pop("config")), extractor)
+    encoder.load_state_dict(_current_keys(load_file(str(folder / WEIGHTS_FILE))))
     return encoder.eval(), saved
 
 

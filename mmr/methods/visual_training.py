@@ -241,7 +241,7 @@ class StageTrainer:
     def train_language(self, epochs: float, negatives: tuple[np.ndarray, np.ndarray] | None, tag: str) -> None:
         m, s, k = self.model, self.settings, self.frozen_layers()
         joint = s.extractor_in_language and m.extractor is not None
-        params = [p for layer in m.lm.encoder.layer[k:] for p in layer.parameters()] + [m.logit_scale]
+        params = [p for _, p in m.lm.upper_parameters(k)] + [m.logit_scale]
         extractor = list(m.extractor.parameters()) if joint else []
         self._trainable([*params, *extractor])
         groups = [{"params": params, "lr": s.lm_lr}, {"params": extractor, "lr": s.extractor_lr}]

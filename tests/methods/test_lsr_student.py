@@ -42,21 +42,21 @@ def _targets(texts, dim=8, seed=3):
 def test_the_student_keeps_only_the_first_layers_and_learns_the_teachers_vectors(tiny_bert):
     torch.manual_seed(0)
     student = QueryStudent.from_base(tiny_bert, 1, out_dim=8)
-    assert student.layers == 1 and student.bert.config.num_hidden_layers == 1
+    assert student.layers == 1 and student.stack.model.config.num_hidden_layers == 1
     targets = _targets(TEXTS)
-    words = student.bert.get_input_embeddings().weight.detach().clone()
+    words = student.stack.model.get_input_embeddings().weight.detach().clone()
     before = float((student.encode(TEXTS) * targets).sum(1).mean())
     losses = teach_student(student, TEXTS, targets, 150, 4, 1e-2, np.random.default_rng(0))
     after = float((student.encode(TEXTS) * targets).sum(1).mean())
     assert losses[-1] < losses[0] / 4
     assert before < 0.5 < 0.8 < after
-    assert torch.equal(student.bert.get_input_embeddings().weight, words)  # the word embeddings stay the base's
+    assert torch.equal(student.stack.model.get_input_embeddings().weight, words)  # the word embeddings stay the base's
     np.testing.assert_allclose(np.linalg.norm(student.encode(TEXTS), axis=1), 1.0, atol=1e-5)
 
 
 @pytest.mark.parametrize("layers", [0, 4])
 def test_a_student_cannot_have_more_layers_than_its_base_or_none(tiny_bert, layers):
-    with pytest.raises(ValueError, match="1..3 layers"):
+    with pytest.raises(ValueError, match="keeps 1..3"):
         QueryStudent.from_base(tiny_bert, layers, out_dim=8)
 
 

@@ -1,4 +1,5 @@
-"""MARVEL's mechanism on a tiny BERT the test creates: visual tokens between markers, staged freezing."""
+"""MARVEL's mechanism on two text backbones the test creates, a tiny BERT (the stand-in's family) and a tiny T5
+(T5-ANCE's, the paper's): visual tokens between markers, staged freezing, the saved model reloaded."""
 
 import numpy as np
 import pytest
@@ -13,25 +14,40 @@ from mmr.methods.visual_states import LayerStates
 from mmr.methods.visual_tokens import VisualTokenConfig, VisualTokenEncoder, load_language_model, load_saved
 from mmr.methods.visual_training import StageSettings, StageTrainer, masked_contrastive
 
-from .visual_helpers import CHANNELS, PATCHES, changed, grids, make_encoder, make_tiny_bert, snapshot, tiny_tables
+from .visual_helpers import (
+    CHANNELS,
+    PATCHES,
+    changed,
+    grids,
+    make_encoder,
+    make_tiny_bert,
+    make_tiny_t5,
+    snapshot,
+    tiny_tables,
+)
 
 
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    return make_tiny_bert(tmp_path_factory)
+@pytest.fixture(scope="module", params=["bert", "t5"])
+def tiny_bert(request, tmp_path_factory):
+    """The text backbone's checkpoint folder: BERT-like (mean-pooled) or T5 (first decoder state)."""
+    return (make_tiny_bert if request.param == "bert" else make_tiny_t5)(tmp_path_factory)
 
 
-def test_image_sequence_is_cls_start_visual_tokens_end_sep(tiny_bert):
+def test_image_sequence_is_lead_start_visual_tokens_end_closing_token(tiny_bert):
     model = make_encoder(tiny_bert)
     grid = torch.from_numpy(grids(2).astype(np.float32))
     embeds, mask = model.image_inputs(grid)
-    words = model.lm.get_input_embeddings().weight
-    assert embeds.shape == (2, PATCHES + 4, 16) and mask.tolist() == [[1] * (PATCHES + 4)] * 2
-    torch.testing.assert_close(embeds[:, 0], words[model.tokenizer.cls_token_id].expand(2, -1))
-    torch.testing.assert_close(embeds[:, 1], model.markers[0].expand(2, -1))  # <im_start>
-    torch.testing.assert_close(embeds[:, 2 : 2 + PATCHES], model.visual(grid))
-    torch.testing.assert_close(embeds[:, 2 + PATCHES], model.markers[1].expand(2, -1))  # <im_end>
-    torch.testing.assert_close(embeds[:, -1], words[model.tokenizer.sep_token_id].expand(2, -1))
+    words = model.lm.model.get_input_embeddings().weight
+    lead = model.lm.lead_tokens  # [CLS] for BERT, nothing for T5
+    closing = model.tokenizer.sep_token_id if lead else model.tokenizer.eos_token_id  # [SEP], </s>
+    length = lead + PATCHES + 3
+    assert embeds.shape == (2, length, 16) and mask.tolist() == [[1] * length] * 2
+    if lead:
+        torch.testing.assert_close(embeds[:, 0], words[model.tokenizer.cls_token_id].expand(2, -1))
+    torch.testing.assert_close(embeds[:, lead], model.markers[0].expand(2, -1))  # <im_start>
+    torch.testing.assert_close(embeds[:, lead + 1 : lead + 1 + PATCHES], model.visual(grid))
+    torch.testing.assert_close(embeds[:, lead + 1 + PATCHES], model.markers[1].expand(2, -1))  # <im_end>
+    torch.testing.assert_close(embeds[:, -1], words[closing].expand(2, -1))
     assert not torch.allclose(model.markers[0], model.markers[1])  # two distinct learned vectors
 
 
@@ -51,13 +67,13 @@ def test_visual_tokens_drive_the_image_embedding(tiny_bert):
 
 def test_class_words_make_a_cell_start_as_the_word_for_its_class(tiny_bert):
     torch.manual_seed(0)
-    lm, tokenizer = load_language_model(tiny_bert)
     config = VisualTokenConfig(grid_dim=CHANNELS, class_words=3, class_temperature=1.0)
-    model = VisualTokenEncoder(lm, tokenizer, config)
+    model = VisualTokenEncoder(load_language_model(tiny_bert), config)
     classifier = torch.eye(3, CHANNELS) * 50.0  # channel k is the evidence for class k
     words = model.phrase_embeddings(["cat", "blue dog", "bird"])
-    vocab = model.lm.get_input_embeddings().weight.detach()
-    ids = tokenizer.convert_tokens_to_ids(["blue", "dog"])
+    vocab = model.lm.model.get_input_embeddings().weight.detach()
+    ids = [model.tokenizer.convert_tokens_to_ids(word) for word in model.tokenizer.tokenize("blue dog")]
+    assert len(ids) == 2
     torch.testing.assert_close(words[1], vocab[ids].mean(0))  # a class name enters as its mean wordpiece
     model.visual.init_class_words(classifier, torch.zeros(3), words)
     cells = torch.zeros(1, 3, CHANNELS)
@@ -69,14 +85,20 @@ def test_class_words_make_a_cell_start_as_the_word_for_its_class(tiny_bert):
     assert {name for name, _ in model.visual.named_buffers()} == {"class_weight", "class_bias"}
 
 
-def test_queries_embed_as_the_plain_mean_pooled_text_encoder(tiny_bert):
+def test_queries_embed_as_the_plain_text_backbone(tiny_bert):
+    """BERT: mean-pooled states; T5: the first decoder state (MARVEL's), each through transformers' own model."""
     model = make_encoder(tiny_bert).eval()
     texts = ["a red flower", "cat", "blue dog a bird"]
     batch = model.tokenizer(texts, padding=True, return_tensors="pt")
     with torch.no_grad():
-        hidden = model.lm(**batch).last_hidden_state
-        weights = batch["attention_mask"].unsqueeze(-1).float()
-        expected = torch.nn.functional.normalize((hidden * weights).sum(1) / weights.sum(1), dim=-1)
+        if model.lm.lead_tokens:
+            hidden = model.lm.model(**batch).last_hidden_state
+            weights = batch["attention_mask"].unsqueeze(-1).float()
+            pooled = (hidden * weights).sum(1) / weights.sum(1)
+        else:
+            start = torch.zeros((len(texts), 1), dtype=torch.long)
+            pooled = model.lm.model(**batch, decoder_input_ids=start).last_hidden_state[:, 0]
+        expected = torch.nn.functional.normalize(pooled, dim=-1)
         torch.testing.assert_close(model.embed_texts(texts), expected, atol=1e-5, rtol=1e-5)
 
 
@@ -113,14 +135,11 @@ def test_language_stages_freeze_vision_and_the_bottom_layers(tiny_bert):
     model = make_encoder(tiny_bert)
     settings = StageSettings(batch_size=4, lm_lr=1e-2, trainable_layers=1, dpr_epochs=1.0, ance_epochs=1.0)
     trainer = StageTrainer(model, table, dev, settings, np.random.default_rng(0))
-    frozen = [
-        model.visual.linear.weight,
-        model.visual.linear.bias,
-        model.markers,
-        *model.lm.embeddings.parameters(),
-        *model.lm.encoder.layer[0].parameters(),
-    ]
-    top = list(model.lm.encoder.layer[1].parameters())
+    top_names = {name for name, _ in model.lm.upper_parameters(1)}
+    assert top_names and not any(name.startswith(("encoder.layer.0.", "encoder.block.0.")) for name in top_names)
+    frozen = [model.visual.linear.weight, model.visual.linear.bias, model.markers]
+    frozen += [p for name, p in model.lm.model.named_parameters() if name not in top_names]
+    top = [p for name, p in model.lm.model.named_parameters() if name in top_names]
     frozen_before, top_before = snapshot(frozen), snapshot(top)
     trainer.train_language(1.0, None, "2-dpr")
     negatives = trainer.mine()

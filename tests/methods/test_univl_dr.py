@@ -88,7 +88,7 @@ def test_split_text_tower_equals_the_full_forward_pass_and_cache(tiny_bert):
     texts = ["a red cat", "dog", "a big blue boat , small tree"]  # different lengths: padding must not leak
     batch = tokenizer(texts, padding=True, return_tensors="pt")
     with torch.no_grad():
-        hidden = model.text.bert(**batch).last_hidden_state
+        hidden = model.text.stack.model(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).float()
         expected = (hidden * mask).sum(1) / mask.sum(1)
         np.testing.assert_allclose(model.text(batch["input_ids"], batch["attention_mask"]), expected, atol=1e-5)
@@ -102,7 +102,7 @@ def test_only_top_layers_and_image_head_train_and_are_saved(tiny_bert, tmp_path)
     model, tokenizer = build_model(tiny_config(tiny_bert))
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     assert trainable and all(
-        n.startswith(("text.bert.encoder.layer.1.", "image_proj.", "log_scale")) for n in trainable
+        n.startswith(("text.stack.model.encoder.layer.1.", "image_proj.", "log_scale")) for n in trainable
     )
     saved = set(model.trainable_state())
     assert saved == trainable
@@ -279,8 +279,8 @@ def test_an_epoch_lowers_the_loss_and_leaves_frozen_layers_alone(tiny_bert):
     ts = make_train_set(data, pooled, verbal)
     cache = BottomCache(model, tokenizer)
     cache.add(ts.queries + ts.doc_texts)
-    frozen = model.text.bert.encoder.layer[0].attention.self.query.weight.clone()
-    top = model.text.bert.encoder.layer[1].output.dense.weight.clone()
+    frozen = model.text.stack.model.encoder.layer[0].attention.self.query.weight.clone()
+    top = model.text.stack.model.encoder.layer[1].output.dense.weight.clone()
     stage = StageSettings(epochs=1, batch_size=4, lr_text=1e-2, lr_head=1e-2, warmup=0.0)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     scheduler = cosine_with_warmup(optimizer, 100, 0.0)
@@ -288,8 +288,8 @@ def test_an_epoch_lowers_the_loss_and_leaves_frozen_layers_alone(tiny_bert):
     text_fn = trainable_texts(model, cache)
     losses = [train_epoch(model, optimizer, scheduler, text_fn, ts, stage, rng, None, "toy") for _ in range(8)]
     assert losses[-1] < 0.5 * losses[0]
-    assert torch.equal(model.text.bert.encoder.layer[0].attention.self.query.weight, frozen)
-    assert not torch.equal(model.text.bert.encoder.layer[1].output.dense.weight, top)
+    assert torch.equal(model.text.stack.model.encoder.layer[0].attention.self.query.weight, frozen)
+    assert not torch.equal(model.text.stack.model.encoder.layer[1].output.dense.weight, top)
 
 
 def test_head_only_phase_trains_the_image_head_against_a_frozen_text_tower(tiny_bert):

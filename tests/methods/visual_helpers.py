@@ -1,4 +1,4 @@
-"""Tiny stand-ins shared by the MARVEL and CIEA tests: a BERT the test creates, random grids, a small table."""
+"""Tiny stand-ins shared by the MARVEL and CIEA tests: a BERT (or T5) the test creates, random grids, a small table."""
 
 import numpy as np
 import torch
@@ -6,6 +6,7 @@ import torch
 from mmr.methods.visual_states import DevTable, TrainingTable
 from mmr.methods.visual_tokens import VisualTokenConfig, VisualTokenEncoder, load_language_model
 from tests.tiny_bert import save_tiny_bert
+from tests.tiny_t5 import save_tiny_t5
 
 PATCHES, CHANNELS = 4, 8
 VOCAB = [
@@ -35,10 +36,16 @@ def make_tiny_bert(tmp_path_factory):
     return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), VOCAB)
 
 
+def make_tiny_t5(tmp_path_factory):
+    """A 2-block, 16-wide T5 (T5-ANCE's architecture) over the same words."""
+    return save_tiny_t5(tmp_path_factory.mktemp("tiny-t5"), [w for w in VOCAB if not w.startswith("[")])
+
+
 def make_encoder(folder, seed=0, extractor=None) -> VisualTokenEncoder:
     torch.manual_seed(seed)
-    lm, tokenizer = load_language_model(folder)
-    return VisualTokenEncoder(lm, tokenizer, VisualTokenConfig(grid_dim=CHANNELS, caption_length=8), extractor)
+    return VisualTokenEncoder(
+        load_language_model(folder), VisualTokenConfig(grid_dim=CHANNELS, caption_length=8), extractor
+    )
 
 
 def grids(n, seed=0) -> np.ndarray:

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmr.encoders.hf_text import HFTextEncoder
+from mmr.encoders.text_stack import TextStack, open_text_stack, saved_text_stack
 from mmr.progress import ProgressBar
 from mmr.training.common import minibatches
 
@@ -44,18 +44,17 @@ QUERY_STUDENTS = (NO_STUDENT, LAYERS_STUDENT, STATIC_STUDENT)
 
 
 class QueryStudent(nn.Module):
-    """Text -> a unit vector in the teacher's space, from the first layers of a BERT-like encoder."""
+    """Text -> a unit vector in the teacher's space, from the first layers of the text backbone (a ``TextStack``)."""
 
     kind = LAYERS_STUDENT
 
-    def __init__(self, bert: nn.Module, tokenizer, out_dim: int, max_length: int = 64):
+    def __init__(self, stack: TextStack, out_dim: int, max_length: int = 64):
         super().__init__()
-        self.bert = bert
-        self.tokenizer = tokenizer
+        self.stack = stack
         self.max_length = max_length
-        hidden = int(bert.config.hidden_size)
+        hidden = stack.hidden_size
         self.project = nn.Linear(hidden, out_dim)
-        with torch.no_grad():  # start as the mean-pooled states themselves where the sizes allow
+        with torch.no_grad():  # start as the pooled states themselves where the sizes allow
             if hidden == out_dim:
                 self.project.weight.copy_(torch.eye(out_dim))
             self.project.bias.zero_()
@@ -63,19 +62,17 @@ class QueryStudent(nn.Module):
     @classmethod
     def from_base(cls, path: str | Path, layers: int, out_dim: int, max_length: int = 64) -> QueryStudent:
         """The checkpoint at ``path`` cut to its first ``layers`` layers."""
-        from transformers import AutoModel, AutoTokenizer
+        stack = open_text_stack(path)
+        stack.keep_first_layers(layers)
+        return cls(stack, out_dim, max_length)
 
-        bert = AutoModel.from_pretrained(str(path))
-        available = len(bert.encoder.layer)
-        if not 0 < layers <= available:
-            raise ValueError(f"a query student needs 1..{available} layers, not {layers}")
-        bert.encoder.layer = bert.encoder.layer[:layers]
-        bert.config.num_hidden_layers = layers
-        return cls(bert, AutoTokenizer.from_pretrained(str(path)), out_dim, max_length)
+    @property
+    def tokenizer(self):
+        return self.stack.tokenizer
 
     @property
     def layers(self) -> int:
-        return len(self.bert.encoder.layer)
+        return self.stack.num_layers
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         texts = [text if text and text.strip() else " " for text in texts]
@@ -86,12 +83,11 @@ class QueryStudent(nn.Module):
         """AdamW over everything but the word-embedding matrix, which stays the base's: it is most of the
         weights (vocabulary x hidden), updating it every step cost more than the layers, and a query's rare
         words would drift from it."""
-        self.bert.get_input_embeddings().weight.requires_grad_(False)
+        self.stack.model.get_input_embeddings().weight.requires_grad_(False)
         return torch.optim.AdamW([p for p in self.parameters() if p.requires_grad], lr=learning_rate, weight_decay=0.01)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return F.normalize(self.project(HFTextEncoder.mean_pool(hidden, attention_mask)), dim=-1)
+        return F.normalize(self.project(self.stack.encode_ids(input_ids, attention_mask)), dim=-1)
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
@@ -110,8 +106,7 @@ class QueryStudent(nn.Module):
         from safetensors.torch import save_file
 
         folder.mkdir(parents=True, exist_ok=True)
-        self.bert.config.save_pretrained(str(folder / BASE_DIR))
-        self.tokenizer.save_pretrained(str(folder / TOKENIZER_DIR))
+        self.stack.save_config(folder / BASE_DIR)
         save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(folder / WEIGHTS_FILE))
         settings = {"kind": self.kind, "out_dim": self.project.out_features, "max_length": self.max_length}
         (folder / SETTINGS_FILE).write_text(json.dumps(settings))
@@ -119,13 +114,16 @@ class QueryStudent(nn.Module):
     @classmethod
     def load(cls, folder: Path) -> QueryStudent:
         from safetensors.torch import load_file
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         settings = json.loads((folder / SETTINGS_FILE).read_text())
         settings.pop("kind", None)
-        bert = AutoModel.from_config(AutoConfig.from_pretrained(str(folder / BASE_DIR)))
-        student = cls(bert, AutoTokenizer.from_pretrained(str(folder / TOKENIZER_DIR)), **settings)
-        student.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+        # saved before the TextStack, the tokenizer sat apart from the config
+        apart = folder / TOKENIZER_DIR if (folder / TOKENIZER_DIR).is_dir() else None
+        student = cls(saved_text_stack(folder / BASE_DIR, apart), **settings)
+        state = load_file(str(folder / WEIGHTS_FILE))
+        # saved before the TextStack: the backbone's keys sat under "bert."
+        state = {(f"stack.model.{k[5:]}" if k.startswith("bert.") else k): v for k, v in state.items()}
+        student.load_state_dict(state)
         return student.eval()
 
 

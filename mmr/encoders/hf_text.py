@@ -14,6 +14,7 @@ import torch
 
 from mmr.device import resolve_device
 from mmr.encoders.base import TextEncoder, batched, l2_normalise
+from mmr.encoders.text_stack import masked_mean
 
 
 class HFTextEncoder(TextEncoder):
@@ -45,8 +46,7 @@ class HFTextEncoder(TextEncoder):
 
     @staticmethod
     def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        weights = mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+        return masked_mean(hidden, mask)
 
     @torch.inference_mode()
     def encode(self, items: Sequence[str], batch_size: int | None = None, progress: bool | str = False) -> np.ndarray:

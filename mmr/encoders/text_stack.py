@@ -154,7 +154,8 @@ class TextStack(nn.Module):
         self.model.config.num_hidden_layers = layers
 
 
-def _masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The mean of the attended tokens' states (padding left out)."""
     weights = mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
 
@@ -190,7 +191,7 @@ class BertStack(TextStack):
         attention = self._attention(hidden, mask)
         for layer in self.layers[layers:]:
             hidden = layer(hidden, attention)
-        return _masked_mean(hidden, mask)
+        return masked_mean(hidden, mask)
 
     def _upper_prefixes(self, layers: int) -> tuple[str, ...]:
         return tuple(f"encoder.layer.{i}." for i in range(layers, self.num_layers))

@@ -83,11 +83,6 @@ class VisualModule(nn.Module):
         return tokens
 
 
-def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    weights = mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-
-
 class VisualTokenEncoder(nn.Module):
     """A text backbone that reads texts, and images as visual tokens between two learned markers.
 

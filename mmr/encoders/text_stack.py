@@ -35,6 +35,8 @@ class TextStack(nn.Module):
     def __init__(self, model: nn.Module, tokenizer) -> None:
         super().__init__()
         self.model, self.tokenizer = model, tokenizer
+        # the ids every tokenised text starts with, read once from the tokenizer itself
+        self._lead_ids = tokenizer(" ")["input_ids"][: self.lead_tokens]
 
     # ---- opening a checkpoint ---------------------------------------------------------------------------------
     @classmethod
@@ -108,9 +110,8 @@ class TextStack(nn.Module):
 
     def lead_embeddings(self, batch: int) -> torch.Tensor:
         """(batch, lead_tokens, hidden): the special tokens every tokenised text starts with."""
-        ids, _ = self.tokenize([" "], 8)
-        lead = self.word_embeddings(ids[:, : self.lead_tokens])
-        return lead.expand(batch, -1, -1)
+        ids = torch.tensor([self._lead_ids], dtype=torch.long, device=self.device)
+        return self.word_embeddings(ids).expand(batch, -1, -1)
 
     # ---- the forward pass, split at a layer -------------------------------------------------------------------
     def lower(self, embeds: torch.Tensor, mask: torch.Tensor, layers: int) -> torch.Tensor:
@@ -160,8 +161,41 @@ def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
 
 
-class BertStack(TextStack):
-    """BERT-like encoders (MiniLM, DistilBERT-free BERTs): absolute positions, bidirectional, mean-pooled."""
+class EncoderStack(TextStack):
+    """A stack of encoder layers with absolute positions: embed, run layers under one mask, pool. A family
+    says how it embeds positions, which mask it attends with, how a layer is called and how it pools."""
+
+    def _positions(self, embeds: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _attention(self, hidden: torch.Tensor, mask: torch.Tensor):
+        raise NotImplementedError
+
+    def _run_layer(self, layer: nn.Module, hidden: torch.Tensor, attention) -> torch.Tensor:
+        return layer(hidden, attention)
+
+    def _pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _run(self, hidden: torch.Tensor, mask: torch.Tensor, layers) -> torch.Tensor:
+        attention = self._attention(hidden, mask)
+        for layer in layers:
+            hidden = self._run_layer(layer, hidden, attention)
+        return hidden
+
+    def lower(self, embeds: torch.Tensor, mask: torch.Tensor, layers: int) -> torch.Tensor:
+        return self._run(self._positions(embeds), mask, self.layers[:layers])
+
+    def upper(self, hidden: torch.Tensor, mask: torch.Tensor, layers: int) -> torch.Tensor:
+        return self._pool(self._run(hidden, mask, self.layers[layers:]), mask)
+
+    @property
+    def max_positions(self) -> int:
+        return int(self.model.config.max_position_embeddings)
+
+
+class BertStack(EncoderStack):
+    """BERT-like encoders (MiniLM): absolute positions, bidirectional, mean-pooled."""
 
     lead_tokens = 1
     pooling = "mean of the token states"
@@ -171,33 +205,22 @@ class BertStack(TextStack):
     def layers(self) -> nn.ModuleList:
         return self.model.encoder.layer
 
-    @property
-    def max_positions(self) -> int:
-        return int(self.model.config.max_position_embeddings)
+    def _positions(self, embeds: torch.Tensor) -> torch.Tensor:
+        return self.model.embeddings(inputs_embeds=embeds)
 
     def _attention(self, hidden: torch.Tensor, mask: torch.Tensor):
         from transformers.masking_utils import create_bidirectional_mask
 
         return create_bidirectional_mask(config=self.model.config, inputs_embeds=hidden, attention_mask=mask)
 
-    def lower(self, embeds: torch.Tensor, mask: torch.Tensor, layers: int) -> torch.Tensor:
-        hidden = self.model.embeddings(inputs_embeds=embeds)
-        attention = self._attention(hidden, mask)
-        for layer in self.layers[:layers]:
-            hidden = layer(hidden, attention)
-        return hidden
-
-    def upper(self, hidden: torch.Tensor, mask: torch.Tensor, layers: int) -> torch.Tensor:
-        attention = self._attention(hidden, mask)
-        for layer in self.layers[layers:]:
-            hidden = layer(hidden, attention)
+    def _pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return masked_mean(hidden, mask)
 
     def _upper_prefixes(self, layers: int) -> tuple[str, ...]:
         return tuple(f"encoder.layer.{i}." for i in range(layers, self.num_layers))
 
 
-class CLIPTextStack(TextStack):
+class CLIPTextStack(EncoderStack):
     """CLIP's text tower: causal attention, learned positions (77), pooled at the end-of-text token."""
 
     lead_tokens = 1
@@ -208,9 +231,8 @@ class CLIPTextStack(TextStack):
     def layers(self) -> nn.ModuleList:
         return self.model.encoder.layers
 
-    @property
-    def max_positions(self) -> int:
-        return int(self.model.config.max_position_embeddings)
+    def _positions(self, embeds: torch.Tensor) -> torch.Tensor:
+        return self.model.embeddings(inputs_embeds=embeds)
 
     def _attention(self, hidden: torch.Tensor, mask: torch.Tensor):
         from transformers.masking_utils import create_causal_mask
@@ -219,17 +241,10 @@ class CLIPTextStack(TextStack):
             config=self.model.config, inputs_embeds=hidden, attention_mask=mask, past_key_values=None
         )
 
-    def lower(self, embeds: torch.Tensor, mask: torch.Tensor, layers: int) -> torch.Tensor:
-        hidden = self.model.embeddings(inputs_embeds=embeds)
-        attention = self._attention(hidden, mask)
-        for layer in self.layers[:layers]:
-            hidden = layer(hidden, attention, is_causal=True)
-        return hidden
+    def _run_layer(self, layer: nn.Module, hidden: torch.Tensor, attention) -> torch.Tensor:
+        return layer(hidden, attention, is_causal=True)
 
-    def upper(self, hidden: torch.Tensor, mask: torch.Tensor, layers: int) -> torch.Tensor:
-        attention = self._attention(hidden, mask)
-        for layer in self.layers[layers:]:
-            hidden = layer(hidden, attention, is_causal=True)
+    def _pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         hidden = self.model.final_layer_norm(hidden)
         # right padding: the end-of-text token is the last attended one (the tower looks for its id, which an
         # input given as embeddings no longer has)

@@ -59,7 +59,7 @@ def main() -> None:
     if not (settings.models_dir / marvel.NAME / "manifest.json").exists():
         raise SystemExit("no trained MARVEL model: run `python -m mmr train marvel` first")
     resources = Resources(settings)
-    torch.set_num_threads(marvel.THREADS)
+    torch.set_num_threads(settings.training_threads)
     table, dev = load_tables(settings, resources, marvel.SERVED_DATA)
     print("| variant | dev stamps, start | after the extractor stage | after ANCE |")
     print("|---|---|---|---|")
@@ -69,7 +69,7 @@ def main() -> None:
         _, trainer, start = ciea.fit(resources, table, dev, args.seed, stages, weight)
         if not start.startswith("marvel@"):  # present but unreadable: ciea fell back to MiniLM
             raise SystemExit(f"the MARVEL model could not be loaded (started from {start}): retrain it")
-        scores = {entry["stage"]: entry["dev_mrr_at_10"] for entry in trainer.history}
+        scores = {entry["checkpoint"]: entry["dev_mrr_at_10"] for entry in trainer.history}
         ance = f"{scores['4-ance']:.3f}" if "4-ance" in scores else "-"
         print(f"| {name} | {scores['0-start']:.3f} | {scores['1-visual']:.3f} | {ance} |", flush=True)
 

@@ -39,10 +39,10 @@ from mmr.encoders.efficientnet import preprocess
 from mmr.encoders.registry import STAND_INS, load_encoder
 from mmr.methods.univl_dr import MODEL as SERVED
 from mmr.methods.univl_model import MAX_LOGIT_SCALE, image_head
-from mmr.methods.univl_training import contrastive_loss
 from mmr.retrievers.base import Resources
 from mmr.training.common import cosine_with_warmup, minibatches, seed_everything
 from mmr.training.data import load_dev_set, load_training_data, mrr_at_10
+from mmr.training.stack import masked_contrastive
 from mmr.training.variants import DataOptions
 
 DEFAULT_BLOCKS = (0, 1, 5)
@@ -139,8 +139,8 @@ def run_variant(args, blocks: int, data: dict) -> list[tuple[int, float]]:
             groups_in_batch = data["group"][batch]
             # Another example of the same query or image is masked, not pushed away (its own column stays).
             same = (groups_in_batch[:, None] == groups_in_batch[None, :]) | (rows[:, None] == rows[None, :])
-            allowed = torch.as_tensor(~same | np.eye(len(batch), dtype=bool))
-            loss = contrastive_loss(data["query"][batch], documents, scale, allowed)
+            relevant = [set(np.flatnonzero(row).tolist()) for row in same]
+            loss = masked_contrastive(data["query"][batch], documents, scale, range(len(batch)), relevant)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

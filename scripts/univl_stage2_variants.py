@@ -48,11 +48,11 @@ def main() -> None:
 
 def best_entry(history: list[dict]) -> dict:
     """The checkpoint a stage keeps: the best dev mean of its entries (first among equals, as BestCheckpoint)."""
-    return max(history, key=lambda h: h["dev_mean"])
+    return max(history, key=lambda h: h["dev_mrr_at_10"])
 
 
 def row(name: str, entry: dict, epoch: str | None = None) -> str:
-    scores = " | ".join(f"{entry[key]:.3f}" for key in ("dev_stamps", "dev_mixed", "dev_mean"))
+    scores = " | ".join(f"{entry[key]:.3f}" for key in ("dev_stamps", "dev_mixed", "dev_mrr_at_10"))
     return f"| {name} | {epoch or entry['epoch']} | {scores} |"
 
 

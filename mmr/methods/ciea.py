@@ -50,12 +50,13 @@ from mmr.methods.visual_captions import (
     saved_captioner,
     table_caption_pool,
 )
-from mmr.methods.visual_states import DevTable, LayerStates, TrainingTable, grid_rows, load_tables
+from mmr.methods.visual_states import DevTable, TrainingTable, grid_rows, load_tables, lower_states
 from mmr.methods.visual_tokens import VisualTokenDualEncoder, VisualTokenEncoder, load_saved
-from mmr.methods.visual_training import StageSettings, StageTrainer
+from mmr.methods.visual_training import MarvelStages, StageTrainer
 from mmr.retrievers.base import Resources
 from mmr.retrievers.trained import TrainedDenseRetriever, model_fingerprint
 from mmr.training.common import Manifest, info_nce, seed_everything
+from mmr.training.stack import FrozenStates
 from mmr.training.variants import DataOptions
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ EXTRA_LOSS_WEIGHT = 0.1  # CIEA's lambda
 # then) lowered it to .260; the extractor alone at 1e-4 held .268 (`scripts/ciea_variants.py`). Retrained on a
 # fresh clone with 2 more pool images, the same settings fell from .267 to .239: the lift is within run-to-run
 # spread (README, "Retrained from a fresh clone").
-STAGES = StageSettings(
+STAGES = MarvelStages(
     batch_size=64,
     visual_lr=0.0,
     word_lr=0.0,
@@ -166,7 +167,7 @@ class ResidualQueryLoss:
                 self.residuals[int(example)] = ids[: max_length - 2]
         self.order = {example: i for i, example in enumerate(self.residuals)}
         self._fixed: torch.Tensor | None = None
-        self._states: tuple[LayerStates, LayerStates] | None = None
+        self._states: tuple[FrozenStates, FrozenStates] | None = None
         log.info(
             "ciea: %d of %d image examples keep words beyond their caption",
             len(self.residuals),
@@ -209,8 +210,8 @@ class ResidualQueryLoss:
         if not self.language_stages or (self._states is not None and self._states[0].layers == layers):
             return
         model, examples = trainer.model, np.array(list(self.residuals))
-        queries = LayerStates.compute(model, lambda r: self.query_inputs(model, examples[r]), len(examples), layers)
-        images = LayerStates.compute(
+        queries = lower_states(model, lambda r: self.query_inputs(model, examples[r]), len(examples), layers)
+        images = lower_states(
             model, lambda r: model.image_inputs(grid_rows(self.table.grid, r)), self.table.n_images, layers
         )
         self._states = (queries, images)
@@ -269,7 +270,7 @@ def fit(
     table: TrainingTable,
     dev: DevTable,
     seed: int = 0,
-    stages: StageSettings = STAGES,
+    stages: MarvelStages = STAGES,
     loss_weight: float = EXTRA_LOSS_WEIGHT,
     pool: CaptionPool | None = None,
 ) -> tuple[VisualTokenEncoder, StageTrainer, str]:
@@ -294,7 +295,7 @@ def train(
     seed: int = 0,
     hp: DataOptions | None = None,
     save: bool = True,
-    stages: StageSettings = STAGES,
+    stages: MarvelStages = STAGES,
 ) -> Manifest:
     """CIEA on the training split (from MARVEL when trained), model chosen on dev; writes ``models/ciea``
     unless ``save`` is False. ``hp`` changes the training data; by default it is MARVEL's."""

@@ -52,8 +52,9 @@ from mmr.methods.procrustes import (
 from mmr.progress import ProgressBar
 from mmr.retrievers.base import Resources
 from mmr.retrievers.trained import TrainedDenseRetriever
-from mmr.training.common import BestCheckpoint, Manifest, cosine_with_warmup, info_nce, minibatches, seed_everything
+from mmr.training.common import Manifest, cosine_with_warmup, info_nce, minibatches, seed_everything
 from mmr.training.data import load_dev_set, load_training_data
+from mmr.training.stack import DevLog, train_steps
 
 log = logging.getLogger(__name__)
 
@@ -228,30 +229,22 @@ def tune(
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     steps = config.epochs * math.ceil(len(pairs.groups) / config.batch_size)
     schedule = cosine_with_warmup(optimizer, steps)
-    best, history = BestCheckpoint(), []
-    best.offer(dev_mrr(mapper.eval(), dev), mapper, "start")
-    history.append({"stage": stage, "epoch": 0, "dev_mrr_at_10": round(best.score, 4)})
+    dev_log = DevLog()
+    dev_log.record(f"{stage} start", dev_mrr(mapper.eval(), dev), mapper, stage=stage, epoch=0)
+
+    def loss_of(batch: np.ndarray) -> torch.Tensor:
+        queries = mapper.encode_text(torch.from_numpy(pairs.query_vectors[batch]))
+        documents = batch_documents(mapper, pairs, batch, tokens)
+        return info_nce(queries, documents, 1 / config.temperature, [pairs.groups[i] for i in batch])
+
     for epoch in range(1, config.epochs + 1):
         mapper.train()
-        losses = []
         batches = list(minibatches(len(pairs.groups), config.batch_size, rng))
-        for batch in ProgressBar(batches, desc=f"{stage} epoch {epoch}", unit="batch"):
-            queries = mapper.encode_text(torch.from_numpy(pairs.query_vectors[batch]))
-            documents = batch_documents(mapper, pairs, batch, tokens)
-            loss = info_nce(queries, documents, 1 / config.temperature, [pairs.groups[i] for i in batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            losses.append(loss.item())
+        loss = train_steps(batches, loss_of, optimizer, schedule, desc=f"{stage} epoch {epoch}", unit="batch")
         score = dev_mrr(mapper.eval(), dev)
-        best.offer(score, mapper, f"epoch {epoch}")
-        history.append(
-            {"stage": stage, "epoch": epoch, "loss": round(float(np.mean(losses)), 4), "dev_mrr_at_10": round(score, 4)}
-        )
-        log.info("%s epoch %d: loss %.4f, dev MRR@10 %.4f", stage, epoch, np.mean(losses), score)
-    best.restore(mapper)
-    return history
+        dev_log.record(f"{stage} epoch {epoch}", score, mapper, stage=stage, epoch=epoch, loss=round(loss, 4))
+    dev_log.restore(mapper)
+    return dev_log.history
 
 
 def unfreeze(linear: LinearMapper) -> LinearMapper:

@@ -41,7 +41,7 @@ from mmr.methods.visual_tokens import (
     load_language_model,
     load_saved,
 )
-from mmr.methods.visual_training import StageSettings, StageTrainer
+from mmr.methods.visual_training import MarvelStages, StageTrainer
 from mmr.retrievers.base import Resources
 from mmr.retrievers.trained import TrainedDenseRetriever
 from mmr.training.common import Manifest, seed_everything
@@ -50,7 +50,7 @@ from mmr.training.variants import DataOptions, GridDataOptions
 log = logging.getLogger(__name__)
 
 NAME = "marvel"
-STAGES = StageSettings(
+STAGES = MarvelStages(
     batch_size=64,  # MARVEL's
     visual_lr=3e-5,
     word_lr=2e-4,
@@ -97,7 +97,7 @@ def train(
     seed: int = 0,
     hp: DataOptions | None = None,
     save: bool = True,
-    stages: StageSettings = STAGES,
+    stages: MarvelStages = STAGES,
 ) -> Manifest:
     """MARVEL's four stages on the training split, model chosen on dev; writes ``models/marvel`` unless
     ``save`` is False (an exploratory run: the dev history only). ``hp`` changes the training data."""

@@ -35,6 +35,7 @@ from mmr.retrievers.base import Resources
 from mmr.retrievers.trained import TrainedDenseRetriever
 from mmr.training.common import Manifest, seed_everything
 from mmr.training.data import DevSet, TrainingData, load_dev_set, load_training_data, mrr_at_10
+from mmr.training.stack import DevLog
 
 log = logging.getLogger(__name__)
 
@@ -332,16 +333,14 @@ def select_variant(
     pairs: PairedFeatures, dev: DevFeatures, variants: Sequence[MapVariant] = SEARCH_SPACE
 ) -> tuple[MapVariant, LinearMapper, list[dict]]:
     """Fit every variant in closed form and keep the one with the best dev MRR@10."""
-    history, best = [], None
+    dev_log, fitted = DevLog(), {}
     basis = PcaBasis.fit(l2_normalise(pairs.image_pooled))
     for variant in ProgressBar(variants, desc="closed-form variants", unit="fit"):
-        mapper = fit_linear_mapper(pairs, variant, basis)
-        score = dev_mrr(mapper, dev)
-        history.append({"stage": "closed-form", "variant": variant.tag, "dev_mrr_at_10": round(score, 4)})
-        log.info("%s: dev MRR@10 %.4f", variant.tag, score)
-        if best is None or score > best[0]:
-            best = (score, variant, mapper)
-    return best[1], best[2], history
+        fitted[variant.tag] = variant, fit_linear_mapper(pairs, variant, basis)
+        # each variant is its own mapper (its own shape): kept whole, not as a state to restore
+        dev_log.record(variant.tag, dev_mrr(fitted[variant.tag][1], dev), fitted[variant.tag][1], stage="closed-form")
+    variant, mapper = fitted[dev_log.best.tag]
+    return variant, mapper, dev_log.history
 
 
 def train(settings: Settings, resources: Resources, seed: int) -> Manifest:

@@ -36,13 +36,13 @@ from mmr.encoders.neighbours import CaptionPool, NeighbourCaptioner
 from mmr.encoders.registry import STAND_INS
 from mmr.methods.univl_model import UniVLConfig, UniVLEncoder, build_model, load_model, save_model
 from mmr.methods.univl_training import (
-    BottomCache,
     DevData,
-    StageSettings,
     TrainSet,
+    UniVLStage,
     make_train_set,
     mine,
     run_stage,
+    text_states,
     trainable_texts,
 )
 from mmr.retrievers.base import Resources
@@ -63,14 +63,14 @@ MODEL = UniVLConfig(borrowed_neighbours=5)
 # and dev fell; 1e-4 is where it still helps.
 # Both stop early on dev: an epoch of stage 1 proper (the text tower too) costs ~90 s on 2 cores, and the
 # epochs an early stop cut were never the ones kept (docs/findings.md, "Time").
-STAGE1_HEAD = StageSettings(epochs=8, lr_head=1e-4, patience=3)
-STAGE1 = StageSettings(epochs=4, lr_text=3e-5, lr_head=3e-4, patience=1)
+STAGE1_HEAD = UniVLStage(epochs=8, lr_head=1e-4, patience=3)
+STAGE1 = UniVLStage(epochs=4, lr_text=3e-5, lr_head=3e-4, patience=1)
 # Checkpoints are chosen on the mean dev MRR@10 of both settings: images only (the stamps, as the other
 # methods) and mixed (stamps + WordNet glosses), the universal retrieval UniVL-DR is built for.
 DEV_SETS = (("stamps", "images"), ("mixed", "mixed"))
 # Stage 2 trains what stage 1 kept trainable (the head; fine-tuning the text tower lowered dev in both stages),
 # at the gentler head learning rate that won on dev once borrowed captions came in (docs/findings.md).
-STAGE2 = StageSettings(epochs=3, lr_head=3e-5)
+STAGE2 = UniVLStage(epochs=3, lr_head=3e-5)
 STAGE2_HEAD_ONLY = True
 # Negatives come from the stage-1 model's ranks 30-200, not the paper's top 100: near-duplicate clip art the
 # qrels do not mark can sit at the top, and would be pushed away as negatives. The window won on dev
@@ -154,10 +154,10 @@ class TrainingRun:
         self.dev = [_dev_data(settings, resources, words, config.verbal_top, c, s, self.captioner) for c, s in DEV_SETS]
         # the image head's input size is the vision backbone's, read from the features it gave
         self.model, self.tokenizer = build_model(replace(config, image_dim=features.pooled.shape[1]))
-        self.cache = BottomCache(self.model, self.tokenizer)
+        self.states = text_states(self.model, self.tokenizer)
         ts = self.train_set
         dev_texts = [text for d in self.dev for text in d.queries + d.doc_texts]
-        self.cache.add(ts.queries + ts.doc_texts + dev_texts, "frozen text layers")
+        self.states.add(ts.queries + ts.doc_texts + dev_texts, "frozen text layers")
         log.info(
             "%d examples, %d documents; set up in %.0fs", len(ts.queries), len(ts.doc_ids), time.time() - self.start
         )
@@ -209,7 +209,7 @@ def _stage1_config(config: UniVLConfig, data_options: DataOptions = SERVED_DATA)
 
 def _stage1(run: TrainingRun, history: list) -> str:
     """Both phases of stage 1; the model ends at the best dev epoch of either, whose name is returned."""
-    args = run.model, run.cache, run.train_set, run.dev
+    args = run.model, run.states, run.train_set, run.dev
     best = run_stage(*args, STAGE1_HEAD, run.rng, "stage1-head", history, head_only=True, score_start=True)
     return run_stage(*args, STAGE1, run.rng, "stage1-inbatch", history, best=best).tag
 
@@ -255,7 +255,7 @@ def reuse_stage1(run: TrainingRun, seed: int) -> Manifest | None:
     if previous is not None:
         log.info("reusing the stage-1 model in %s", inbatch)
         run.model, run.tokenizer = load_model(inbatch)
-        run.cache.model = run.model
+        # the states cached so far stay valid: the loaded model's frozen bottom is the same checkpoint's
     return previous
 
 
@@ -263,16 +263,16 @@ def hard_negative_stage(
     run: TrainingRun,
     history: list,
     seed: int,
-    stage: StageSettings = STAGE2,
+    stage: UniVLStage = STAGE2,
     ranks: tuple[int, int] = MINING_RANKS,
     head_only: bool = STAGE2_HEAD_ONLY,
 ) -> BestCheckpoint:
     """Stage 2 from the stage-1 model in ``run``: mine with it, then train; leaves the best dev epoch."""
     rng = seed_everything(seed + 1)  # its own seed, so reusing stage 1 gives the same stage 2
     run.model.train()
-    negatives = mine(run.model, trainable_texts(run.model, run.cache), run.train_set, rng, ranks)
+    negatives = mine(run.model, trainable_texts(run.model, run.states), run.train_set, rng, ranks)
     log.info("mined hard negatives: %d image, %d text", (negatives[0] >= 0).sum(), (negatives[1] >= 0).sum())
-    args = run.model, run.cache, run.train_set, run.dev, stage, rng, "stage2-hardneg", history, negatives
+    args = run.model, run.states, run.train_set, run.dev, stage, rng, "stage2-hardneg", history, negatives
     return run_stage(*args, head_only=head_only)
 
 

@@ -2,7 +2,7 @@
 
 The paper fine-tunes CLIP's two towers. Here the text tower is a trainable copy of the text backbone whose
 lower layers stay frozen (so their outputs can be computed once and cached, see
-``univl_training.BottomCache``), and the image tower is the frozen vision backbone's pooled
+``univl_training.text_states``), and the image tower is the frozen vision backbone's pooled
 feature followed by a trainable MLP. An image document is verbalised from the image alone (its top
 ImageNet class names), the words go through the same text tower, and the two embeddings are summed
 and then normalised: the paper's "image embedding + caption embedding". Where the config says so,

@@ -11,25 +11,22 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch.nn.utils.rnn import pad_sequence
 
-from mmr.encoders.base import batched
 from mmr.methods.univl_model import UniVLModel
 from mmr.progress import ProgressBar
 from mmr.training.common import BestCheckpoint, cosine_with_warmup, mine_hard_negatives, minibatches
 from mmr.training.data import mrr_at_10
+from mmr.training.stack import DevLog, TextStates, frozen, masked_contrastive, threads, train_steps
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class StageSettings:
+class UniVLStage:
     epochs: int
     batch_size: int = 64
     lr_text: float = 3e-5
@@ -39,29 +36,6 @@ class StageSettings:
     # Early stopping on dev: end the stage after this many epochs in a row that did not improve the best
     # dev score (None: run every epoch). An epoch of the text tower costs ~90 s here.
     patience: int | None = None
-
-
-# ----------------------------------------------------------------------------- loss
-
-
-def candidate_mask(relevant: Sequence[set[int]], columns: Sequence[int]) -> torch.Tensor:
-    """``allowed[i, j]``: may column ``j`` (a document row) compete in query ``i``'s softmax?
-
-    Column ``i`` is query ``i``'s positive. Any other column holding a document relevant to query ``i``
-    (the same image or gloss again, or the positive of an example with the same query text) is a false
-    negative and is masked rather than pushed away.
-    """
-    allowed = torch.tensor([[col not in rel for col in columns] for rel in relevant], dtype=torch.bool)
-    own = torch.arange(len(relevant))
-    allowed[own, own] = True
-    return allowed
-
-
-def contrastive_loss(
-    queries: torch.Tensor, documents: torch.Tensor, scale: torch.Tensor | float, allowed: torch.Tensor
-) -> torch.Tensor:
-    logits = (scale * queries @ documents.T).masked_fill(~allowed, float("-inf"))
-    return F.cross_entropy(logits, torch.arange(len(queries)))
 
 
 def stage2_columns(
@@ -76,36 +50,21 @@ def stage2_columns(
 # ----------------------------------------------------------------------------- data
 
 
-class BottomCache:
-    """Frozen bottom-layer states of every text training touches, computed once (float16)."""
+def text_states(model: UniVLModel, tokenizer, batch_size: int = 128) -> TextStates:
+    """The frozen bottom of the text tower for every text training touches, computed once per text."""
 
-    def __init__(self, model: UniVLModel, tokenizer, batch_size: int = 128):
-        self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
-        self.states: dict[str, torch.Tensor] = {}
+    def bottom(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = tokenizer(
+            [t if t.strip() else " " for t in texts],
+            padding=True,
+            truncation=True,
+            max_length=model.config.max_length,
+            return_tensors="pt",
+        )
+        with frozen(model):
+            return model.text.bottom(batch["input_ids"], batch["attention_mask"]), batch["attention_mask"]
 
-    @torch.no_grad()
-    def add(self, texts: Sequence[str], progress: str | bool = False) -> None:
-        todo = sorted({t for t in texts if t not in self.states}, key=len)  # similar lengths pad less
-        was_training = self.model.training
-        self.model.eval()
-        for chunk in batched(todo, self.batch_size, progress):
-            batch = self.tokenizer(
-                [t if t.strip() else " " for t in chunk],
-                padding=True,
-                truncation=True,
-                max_length=self.model.config.max_length,
-                return_tensors="pt",
-            )
-            hidden = self.model.text.bottom(batch["input_ids"], batch["attention_mask"])
-            for text, states, length in zip(chunk, hidden, batch["attention_mask"].sum(1).tolist()):
-                self.states[text] = states[:length].to(torch.float16).clone()
-        self.model.train(was_training)
-
-    def batch(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        states = [self.states[t] for t in texts]
-        hidden = pad_sequence(states, batch_first=True).float()
-        mask = pad_sequence([torch.ones(len(s), dtype=torch.long) for s in states], batch_first=True)
-        return hidden, mask
+    return TextStates(bottom, batch_size)
 
 
 @dataclass
@@ -164,17 +123,19 @@ class DevData:
 TextFn = Callable[[Sequence[str]], torch.Tensor]  # texts -> (n, dim) normalised embeddings
 
 
-def trainable_texts(model: UniVLModel, cache: BottomCache) -> TextFn:
-    return lambda texts: model.text_embedding(*cache.batch(texts))
+def trainable_texts(model: UniVLModel, states: TextStates) -> TextFn:
+    return lambda texts: model.text_embedding(*states.batch(texts))
 
 
 @torch.no_grad()
-def frozen_texts(model: UniVLModel, cache: BottomCache, chunk: int = 256) -> TextFn:
+def frozen_texts(model: UniVLModel, states: TextStates, chunk: int = 256) -> TextFn:
     """Every cached text through the current text tower once, then looked up: for a phase that trains
     only the image head, where recomputing unchanging text embeddings each step would be waste."""
-    texts = list(cache.states)
+    texts = states.texts
     model.eval()
-    vectors = torch.cat([model.text_embedding(*cache.batch(texts[s : s + chunk])) for s in range(0, len(texts), chunk)])
+    vectors = torch.cat(
+        [model.text_embedding(*states.batch(texts[s : s + chunk])) for s in range(0, len(texts), chunk)]
+    )
     model.train()
     row = {text: i for i, text in enumerate(texts)}
     return lambda batch: vectors[[row[t] for t in batch]]
@@ -255,7 +216,7 @@ def mine(model: UniVLModel, text_fn: TextFn, ts: TrainSet, rng: np.random.Genera
 # ----------------------------------------------------------------------------- loop
 
 
-def _optimizer(model: UniVLModel, stage: StageSettings, head_only: bool) -> torch.optim.Optimizer:
+def _optimizer(model: UniVLModel, stage: UniVLStage, head_only: bool) -> torch.optim.Optimizer:
     head = [p for name, p in model.named_parameters() if not name.startswith("text.")]
     groups = [{"params": head, "lr": stage.lr_head}]
     if not head_only:
@@ -264,45 +225,29 @@ def _optimizer(model: UniVLModel, stage: StageSettings, head_only: bool) -> torc
 
 
 def train_epoch(
-    model, optimizer, scheduler, text_fn: TextFn, ts: TrainSet, stage: StageSettings, rng, negatives, desc: str
+    model, optimizer, scheduler, text_fn: TextFn, ts: TrainSet, stage: UniVLStage, rng, negatives, desc: str
 ) -> float:
-    model.train()
-    losses = []
-    batches = list(minibatches(len(ts.queries), stage.batch_size, rng))
-    for batch in ProgressBar(batches, desc=desc, unit="batch", leave=False):
+    def loss_of(batch: np.ndarray) -> torch.Tensor:
         if negatives is None:
             columns = [int(ts.positive_rows[i]) for i in batch]
         else:
             columns = stage2_columns(batch, ts.positive_rows, *negatives)
         queries = text_fn([ts.queries[i] for i in batch])
         documents = embed_rows(model, text_fn, ts, columns)
-        allowed = candidate_mask([ts.relevant[i] for i in batch], columns)
-        loss = contrastive_loss(queries, documents, model.scale, allowed)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
-        optimizer.step()
-        scheduler.step()
-        losses.append(loss.item())
-    return float(np.mean(losses))
+        return masked_contrastive(queries, documents, model.scale, columns, [ts.relevant[i] for i in batch])
 
-
-@contextmanager
-def _threads(count: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    model.train()
+    batches = list(minibatches(len(ts.queries), stage.batch_size, rng))
+    trained = [p for p in model.parameters() if p.requires_grad]
+    return train_steps(batches, loss_of, optimizer, scheduler, clip=trained, desc=desc, unit="batch")
 
 
 def run_stage(
     model: UniVLModel,
-    cache: BottomCache,
+    states: TextStates,
     ts: TrainSet,
     dev: Sequence[DevData],
-    stage: StageSettings,
+    stage: UniVLStage,
     rng: np.random.Generator,
     tag: str,
     history: list,
@@ -318,47 +263,38 @@ def run_stage(
     ``score_start`` also offers the untrained model (epoch 0): with the zero-initialised head that is
     the verbalisation alone, so training can only be kept where dev says it helped.
     """
-    text_fn = frozen_texts(model, cache) if head_only else trainable_texts(model, cache)
+    text_fn = frozen_texts(model, states) if head_only else trainable_texts(model, states)
     optimizer = _optimizer(model, stage, head_only)
     steps = stage.epochs * math.ceil(len(ts.queries) / stage.batch_size)
     scheduler = cosine_with_warmup(optimizer, steps, stage.warmup)
-    best = best or BestCheckpoint()
+    dev_log = DevLog(best, history)
 
-    def score(epoch: int, loss: float | None, started: float) -> bool:
-        scores = {f"dev_{d.name}": round(dev_mrr(model, text_fn, d), 4) for d in dev}
-        selection = round(float(np.mean(list(scores.values()))), 4)
-        checkpoint = f"{tag} epoch {epoch}"
-        history.append(
-            {
-                "checkpoint": checkpoint,
-                "stage": tag,
-                "epoch": epoch,
-                "loss": None if loss is None else round(loss, 4),
-                **scores,
-                "dev_mean": selection,
-                "scale": round(float(model.scale.detach()), 2),
-                "seconds": round(time.time() - started, 1),
-            }
+    def score(epoch: int, loss: float | None, started: float) -> None:
+        dev_log.record(
+            f"{tag} epoch {epoch}",
+            {d.name: dev_mrr(model, text_fn, d) for d in dev},
+            model,
+            stage=tag,
+            epoch=epoch,
+            loss=None if loss is None else round(loss, 4),
+            scale=round(float(model.scale.detach()), 2),
+            seconds=round(time.time() - started, 1),
         )
-        log.info("%s: loss %s, dev MRR@10 %s", checkpoint, "-" if loss is None else f"{loss:.3f}", scores)
-        return best.offer(selection, model, checkpoint)
 
     # The head alone is a small MLP: a second thread buys nothing and, on a busy machine, costs
     # several times the work in thread synchronisation.
-    threads = 1 if head_only else torch.get_num_threads()
-    if score_start:
-        with _threads(threads):
+    with threads(1 if head_only else torch.get_num_threads()):
+        if score_start:
             score(0, None, time.time())
-    stale = 0
-    for epoch in ProgressBar(range(1, stage.epochs + 1), desc=tag, unit="epoch"):
-        start = time.time()
-        with _threads(threads):
+        for epoch in ProgressBar(range(1, stage.epochs + 1), desc=tag, unit="epoch"):
+            start = time.time()
             loss = train_epoch(model, optimizer, scheduler, text_fn, ts, stage, rng, negatives, f"{tag} epoch {epoch}")
-            improved = score(epoch, loss, start)
-        stale = 0 if improved else stale + 1
-        if stage.patience is not None and stale >= stage.patience and epoch < stage.epochs:
-            log.info("%s: no dev gain in %d epoch(s); stopped after epoch %d of %d", tag, stale, epoch, stage.epochs)
-            break
-    best.restore(model)
-    log.info("%s: kept %s (dev MRR@10 %.4f)", tag, best.tag, best.score)
-    return best
+            score(epoch, loss, start)
+            if dev_log.out_of_patience(stage.patience) and epoch < stage.epochs:
+                log.info(
+                    "%s: no dev gain in %d epoch(s); stopped after %d of %d", tag, dev_log.stale, epoch, stage.epochs
+                )
+                break
+    dev_log.restore(model)
+    log.info("%s: kept %s (dev MRR@10 %.4f)", tag, dev_log.best.tag, dev_log.best.score)
+    return dev_log.best

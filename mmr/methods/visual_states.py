@@ -1,8 +1,9 @@
 """Frozen inputs of the visual-token trainers: the training table, the dev set, and cached layer states.
 
-``LayerStates`` holds the hidden states after the bottom ``k`` layers of a set of sequences. Once the
-visual module and those layers are frozen they never change, so the language-model stages compute
-them once and train only the layers above: the single largest saving on a CPU.
+``lower_states`` gives the hidden states after the bottom ``k`` layers of a set of sequences (the
+training stack's ``FrozenStates``). Once the visual module and those layers are frozen they never
+change, so the language-model stages compute them once and train only the layers above: the single
+largest saving on a CPU.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from mmr.encoders.base import ImageFeatures
 from mmr.encoders.registry import STAND_INS
 from mmr.methods.visual_tokens import VisualTokenEncoder
 from mmr.training.data import TrainingData
+from mmr.training.stack import FrozenStates, frozen
 
 
 @dataclass
@@ -83,66 +85,24 @@ class DevTable:
     pooled: np.ndarray | None = None
 
 
-class LayerStates:
-    """Hidden states after the bottom ``layers`` layers, padded, stored in float16 to halve memory."""
+def lower_states(
+    model: VisualTokenEncoder,
+    inputs: Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor]],
+    n: int,
+    layers: int,
+    batch_size: int = 64,
+    progress: str | None = None,
+    lengths: Sequence[int] | None = None,
+) -> FrozenStates:
+    """States after ``layers`` layers of ``n`` sequences; ``inputs(rows)`` gives those rows' (embeds, mask).
+    The model must be frozen below ``layers``."""
 
-    def __init__(self, hidden: torch.Tensor, mask: torch.Tensor, layers: int):
-        self.hidden, self.mask, self.layers = hidden, mask, layers
+    def states_of(rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        embeds, mask = inputs(rows)
+        return model.lower(embeds, mask, layers), mask
 
-    def __len__(self) -> int:
-        return len(self.hidden)
-
-    def take(self, rows: Sequence[int] | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = torch.as_tensor(np.asarray(rows), dtype=torch.long)
-        mask = self.mask[rows]
-        length = int(mask.sum(1).max())
-        return self.hidden[rows, :length].float(), mask[:, :length]
-
-    @classmethod
-    @torch.no_grad()
-    def compute(
-        cls,
-        model: VisualTokenEncoder,
-        inputs: Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor]],
-        n: int,
-        layers: int,
-        batch_size: int = 64,
-        progress=None,
-        lengths: Sequence[int] | None = None,
-    ) -> LayerStates:
-        """``inputs(rows)`` gives (embeds, mask) of those rows; the model must be frozen below ``layers``.
-        ``lengths`` (e.g. of texts) batch similar lengths together, so few padding tokens are computed."""
-        was_training = model.training
-        model.eval()
-        order = np.argsort(lengths, kind="stable") if lengths is not None else np.arange(n)
-        parts, masks = [], []
-        starts = range(0, n, batch_size)
-        for start in progress(starts) if progress else starts:
-            embeds, mask = inputs(order[start : start + batch_size])
-            parts.append(model.lower(embeds, mask, layers).half())
-            masks.append(mask)
-        model.train(was_training)
-        width = max(p.shape[1] for p in parts)
-        hidden = torch.zeros(n, width, parts[0].shape[2], dtype=torch.float16)
-        mask = torch.zeros(n, width, dtype=masks[0].dtype)
-        for start, part, part_mask in zip(starts, parts, masks):
-            rows = torch.as_tensor(order[start : start + batch_size])
-            hidden[rows, : part.shape[1]] = part
-            mask[rows, : part_mask.shape[1]] = part_mask
-        return cls(hidden, mask, layers)
-
-    def concat(self, other: LayerStates) -> LayerStates:
-        width = max(self.hidden.shape[1], other.hidden.shape[1])
-
-        def pad(states: LayerStates):
-            extra = width - states.hidden.shape[1]
-            return (
-                torch.nn.functional.pad(states.hidden, (0, 0, 0, extra)),
-                torch.nn.functional.pad(states.mask, (0, extra)),
-            )
-
-        (h1, m1), (h2, m2) = pad(self), pad(other)
-        return LayerStates(torch.cat([h1, h2]), torch.cat([m1, m2]), self.layers)
+    with frozen(model):
+        return FrozenStates.compute(states_of, n, layers, batch_size, lengths, progress)
 
 
 def grid_rows(grid: np.ndarray, rows: np.ndarray) -> torch.Tensor:

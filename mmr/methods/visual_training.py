@@ -19,20 +19,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from mmr.encoders.base import ImageFeatures
-from mmr.methods.visual_states import DevTable, LayerStates, TrainingTable, grid_rows
+from mmr.methods.visual_states import DevTable, TrainingTable, grid_rows, lower_states
 from mmr.methods.visual_tokens import VisualTokenEncoder
-from mmr.progress import ProgressBar
-from mmr.training.common import BestCheckpoint, cosine_with_warmup, info_nce, mine_hard_negatives
+from mmr.training.common import cosine_with_warmup, info_nce, mine_hard_negatives
 from mmr.training.data import mrr_at_10
+from mmr.training.stack import DevLog, FrozenStates, masked_contrastive, train_steps
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class StageSettings:
+class MarvelStages:
     batch_size: int = 64
     visual_lr: float = (
         3e-5  # the linear map: its many inputs (a grid state's channels) make a small step a large change of a token
@@ -52,20 +51,6 @@ class StageSettings:
     extractor_in_language: bool = False
 
 
-def masked_contrastive(
-    queries: torch.Tensor, documents: torch.Tensor, columns: np.ndarray, allowed: list[set[int]], scale: torch.Tensor
-) -> torch.Tensor:
-    """Query i's positive is column i; any other column holding a positive of i's group is masked,
-    so a duplicate caption or a mined "negative" that is really relevant is never pushed away."""
-    logits = scale * queries @ documents.T
-    blocked = torch.tensor(
-        [[j != i and int(c) in allowed[i] for j, c in enumerate(columns)] for i in range(len(queries))],
-        dtype=torch.bool,
-    )
-    logits = logits.masked_fill(blocked, float("-inf"))
-    return F.cross_entropy(logits, torch.arange(len(queries)))
-
-
 class StageTrainer:
     """Runs the stages on one model; ``auxiliary`` (CIEA's second loss) adds its term to each step."""
 
@@ -74,7 +59,7 @@ class StageTrainer:
         model: VisualTokenEncoder,
         table: TrainingTable,
         dev: DevTable,
-        settings: StageSettings,
+        settings: MarvelStages,
         rng: np.random.Generator,
         captioner=None,
         auxiliary=None,
@@ -87,9 +72,8 @@ class StageTrainer:
         # MARVEL pretrains its visual module on image-only documents against their captions; CIEA's
         # extractor stage needs the caption in the document, as that is what it compares patches with.
         self.captions_in_pretraining = captions_in_pretraining
-        self.best = BestCheckpoint()
-        self.history: list[dict] = []
-        self._states: dict[str, LayerStates] = {}
+        self.dev_log = DevLog()
+        self._states: dict[str, FrozenStates] = {}
 
     # ---- inputs ---------------------------------------------------------------------------------------------------
     def image_inputs(self, grid: np.ndarray, captions: list[str] | None, rows: np.ndarray):
@@ -124,17 +108,23 @@ class StageTrainer:
             docs = self.embed_states(self.states("dev", layers), layers)
         score = mrr_at_10(docs.numpy(), self.dev.doc_ids, queries.numpy(), self.dev.qids, self.dev.qrels)
         self.model.train()
-        self.history.append({"stage": tag, "dev_mrr_at_10": round(score, 4)})
-        improved = eligible and self.best.offer(score, self.model, tag)
-        log.info("%s: dev MRR@10 %.4f%s", tag, score, " (best so far)" if improved else "")
+        self.dev_log.record(tag, score, self.model, eligible)
         return score
 
+    @property
+    def history(self) -> list[dict]:
+        return self.dev_log.history
+
+    @property
+    def best(self):
+        return self.dev_log.best
+
     # ---- cached states ---------------------------------------------------------------------------------------------
-    def states(self, name: str, layers: int) -> LayerStates:
+    def states(self, name: str, layers: int) -> FrozenStates:
         """States below ``layers`` of: "docs" (training table), "queries", "dev" (dev images)."""
         key = f"{name}@{layers}"
         if key not in self._states:
-            bar = lambda it: ProgressBar(it, desc=f"layer-{layers} states: {name}", unit="batch")  # noqa: E731
+            bar = f"layer-{layers} states: {name}"
             if name == "docs":
                 images = self._image_states(self.table.grid, self.captions, layers, bar)
                 self._states[key] = images.concat(self.text_states(self.table.texts, layers, bar))
@@ -146,22 +136,22 @@ class StageTrainer:
                 raise KeyError(name)
         return self._states[key]
 
-    def _image_states(self, grid: np.ndarray, captions: list[str] | None, layers: int, bar) -> LayerStates:
-        return LayerStates.compute(
+    def _image_states(self, grid: np.ndarray, captions: list[str] | None, layers: int, bar) -> FrozenStates:
+        return lower_states(
             self.model, lambda rows: self.image_inputs(grid, captions, rows), len(grid), layers, progress=bar
         )
 
-    def text_states(self, texts: list[str], layers: int, bar=None) -> LayerStates:
+    def text_states(self, texts: list[str], layers: int, bar=None) -> FrozenStates:
         m = self.model
         lengths = [
             len(ids) for ids in m.tokenizer(texts, truncation=True, max_length=m.config.max_text_length)["input_ids"]
         ]
-        return LayerStates.compute(
+        return lower_states(
             m, lambda rows: m.text_inputs([texts[i] for i in rows]), len(texts), layers, progress=bar, lengths=lengths
         )
 
     @torch.no_grad()
-    def embed_states(self, states: LayerStates, layers: int, batch_size: int = 128) -> torch.Tensor:
+    def embed_states(self, states: FrozenStates, layers: int, batch_size: int = 128) -> torch.Tensor:
         self.model.eval()
         parts = [
             self.model.upper(*states.take(np.arange(i, min(len(states), i + batch_size))), layers)
@@ -218,17 +208,15 @@ class StageTrainer:
         schedule = cosine_with_warmup(optimizer, steps)
         m.train()
         m.lm.eval()  # frozen: no dropout noise on a fixed function
-        for batch in ProgressBar(self._batches(examples, steps), total=steps, desc=f"stage {tag}", unit="step"):
-            captions = self.captions if self.captions_in_pretraining else None
+        captions = self.captions if self.captions_in_pretraining else None
+
+        def loss_of(batch: np.ndarray) -> torch.Tensor:
             docs = m.embed(*self.image_inputs(self.table.grid, captions, self.table.positives[batch]))
             q = torch.stack([fixed[int(i)] for i in batch])
             loss = info_nce(q, docs, m.scale(), [self.table.groups[i] for i in batch], symmetric=True)
-            if self.auxiliary is not None:
-                loss = loss + self.auxiliary.visual_loss(self, batch)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
+            return loss if self.auxiliary is None else loss + self.auxiliary.visual_loss(self, batch)
+
+        train_steps(self._batches(examples, steps), loss_of, optimizer, schedule, desc=f"stage {tag}", total=steps)
         self._states.clear()  # the visual module moved: any cached states are stale
         # The language-model stages need the dev states at the frozen layer anyway: score from them.
         language_follows = self.settings.dpr_epochs > 0 or self.settings.ance_epochs > 0
@@ -254,25 +242,23 @@ class StageTrainer:
         steps = self._steps(len(examples), epochs)
         schedule = cosine_with_warmup(optimizer, steps)
         m.train()
-        for batch in ProgressBar(self._batches(examples, steps), total=steps, desc=f"stage {tag}", unit="step"):
+
+        def loss_of(batch: np.ndarray) -> torch.Tensor:
             columns = self.table.positives[batch]
             if negatives is not None:
                 mined = np.concatenate([negatives[0][batch], negatives[1][batch]])
                 columns = np.concatenate([columns, mined[mined >= 0]])
             q = m.upper(*queries.take(batch), k)
             d = self._full_pass_images(columns, docs, k) if joint else m.upper(*docs.take(columns), k)
-            loss = masked_contrastive(q, d, columns, [allowed[i] for i in batch], m.scale())
-            if self.auxiliary is not None:
-                loss = loss + self.auxiliary.language_loss(self, batch, k)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
+            loss = masked_contrastive(q, d, m.scale(), columns, [allowed[i] for i in batch])
+            return loss if self.auxiliary is None else loss + self.auxiliary.language_loss(self, batch, k)
+
+        train_steps(self._batches(examples, steps), loss_of, optimizer, schedule, desc=f"stage {tag}", total=steps)
         if joint:
             self._states.clear()  # every cached image state holds the extractor as it was
         self.dev_score(tag, layers=None if joint else k)
 
-    def _full_pass_images(self, columns: np.ndarray, docs: LayerStates, layers: int) -> torch.Tensor:
+    def _full_pass_images(self, columns: np.ndarray, docs: FrozenStates, layers: int) -> torch.Tensor:
         """Embeddings of the table rows ``columns`` in order: image documents through the whole model (so the
         extractor gets gradients), text documents from their cached states."""
         m, is_image = self.model, columns < self.table.n_images

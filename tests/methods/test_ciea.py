@@ -15,7 +15,7 @@ from mmr.methods.ciea import (
     residual_ids,
     verbalise,
 )
-from mmr.methods.visual_training import StageSettings, StageTrainer
+from mmr.methods.visual_training import MarvelStages, StageTrainer
 
 from .visual_helpers import CHANNELS, grids, make_encoder, make_tiny_bert, snapshot, tiny_tables
 
@@ -127,7 +127,7 @@ def test_stage_one_trains_extractor_with_the_residual_loss_lm_frozen(tiny_bert):
     table.queries[:2] = ["red flower goldfish", "blue cat tench"]
     table.logits[0, 1] = table.logits[1, 0] = 5.0  # their images verbalise as goldfish / tench
     model = make_encoder(tiny_bert, extractor=live_extractor())
-    settings = StageSettings(batch_size=6, visual_lr=1e-2, visual_epochs=1.0, dpr_epochs=0, ance_epochs=0)
+    settings = MarvelStages(batch_size=6, visual_lr=1e-2, visual_epochs=1.0, dpr_epochs=0, ance_epochs=0)
     trainer = StageTrainer(model, table, dev, settings, np.random.default_rng(0), captioner=class_name_captioner(2))
     trainer.auxiliary = ResidualQueryLoss(table, trainer.captions, model.tokenizer)
     assert set(trainer.auxiliary.residuals) == set(range(6))
@@ -139,7 +139,7 @@ def test_stage_one_trains_extractor_with_the_residual_loss_lm_frozen(tiny_bert):
     assert all(torch.equal(b, p) for b, p in zip(lm_before, model.lm.parameters()))
     assert any(not torch.equal(b, p) for b, p in zip(extractor_before, model.extractor.parameters()))
     trainer.train_language(1.0, None, "2-dpr")  # the cached residual/image-only states feed the second loss
-    assert trainer.history[-1]["stage"] == "2-dpr"
+    assert trainer.history[-1]["checkpoint"] == "2-dpr"
 
 
 @pytest.mark.parametrize("batch", [[0], [6, 7]])
@@ -147,7 +147,7 @@ def test_residual_loss_skips_batches_without_two_image_examples(tiny_bert, batch
     table, dev = tiny_tables()
     model = make_encoder(tiny_bert, extractor=live_extractor())
     trainer = StageTrainer(
-        model, table, dev, StageSettings(), np.random.default_rng(0), captioner=class_name_captioner(2)
+        model, table, dev, MarvelStages(), np.random.default_rng(0), captioner=class_name_captioner(2)
     )
     loss = ResidualQueryLoss(table, trainer.captions, model.tokenizer)
     assert loss.visual_loss(trainer, np.array(batch)) == 0.0
@@ -158,7 +158,7 @@ def test_the_extractor_trains_in_the_language_stages_only_when_asked(tiny_bert, 
     table, dev = tiny_tables()
     model = make_encoder(tiny_bert, extractor=live_extractor())
     rates = {"lm_lr": 1e-2, "extractor_lr": 1e-2}
-    settings = StageSettings(batch_size=6, trainable_layers=1, extractor_in_language=joint, **rates)
+    settings = MarvelStages(batch_size=6, trainable_layers=1, extractor_in_language=joint, **rates)
     trainer = StageTrainer(model, table, dev, settings, np.random.default_rng(0), captioner=class_name_captioner(2))
     before = snapshot(model.extractor.parameters())
     trainer.train_language(1.0, None, "2-dpr")
@@ -171,7 +171,7 @@ def test_the_extractor_trains_in_the_language_stages_only_when_asked(tiny_bert, 
 def test_a_full_pass_over_mixed_columns_keeps_their_order(tiny_bert):
     table, dev = tiny_tables()
     model = make_encoder(tiny_bert, extractor=live_extractor()).eval()
-    trainer = StageTrainer(model, table, dev, StageSettings(trainable_layers=1), np.random.default_rng(0))
+    trainer = StageTrainer(model, table, dev, MarvelStages(trainable_layers=1), np.random.default_rng(0))
     k = trainer.frozen_layers()
     columns = np.array([table.n_images, 0, table.n_images + 1, 1])  # text, image, text, image
     with torch.no_grad():

@@ -10,9 +10,9 @@ from mmr.encoders.neighbours import CaptionPool
 from mmr.methods import visual_training
 from mmr.methods.marvel import MarvelRetriever
 from mmr.methods.visual_captions import SAVED_KEY, borrowed_captioner
-from mmr.methods.visual_states import LayerStates
+from mmr.methods.visual_states import lower_states
 from mmr.methods.visual_tokens import VisualTokenConfig, VisualTokenEncoder, load_language_model, load_saved
-from mmr.methods.visual_training import StageSettings, StageTrainer, masked_contrastive
+from mmr.methods.visual_training import MarvelStages, StageTrainer
 
 from .visual_helpers import (
     CHANNELS,
@@ -110,9 +110,7 @@ def test_split_forward_and_cached_states_equal_the_full_pass(tiny_bert):
         for layers in range(model.num_layers + 1):
             embeds, mask = model.text_inputs(texts)
             torch.testing.assert_close(model.upper(model.lower(embeds, mask, layers), mask, layers), full)
-            states = LayerStates.compute(
-                model, lambda r: model.text_inputs([texts[i] for i in r]), 3, layers, batch_size=2
-            )
+            states = lower_states(model, lambda r: model.text_inputs([texts[i] for i in r]), 3, layers, batch_size=2)
             # rows padded to another batch's width, then trimmed again, give the same vectors (fp16 cache)
             cached = model.upper(*states.take([2, 0]), layers)
             torch.testing.assert_close(cached, full[[2, 0]], atol=2e-3, rtol=2e-3)
@@ -121,19 +119,19 @@ def test_split_forward_and_cached_states_equal_the_full_pass(tiny_bert):
 def test_stage_one_trains_only_the_visual_module(tiny_bert):
     table, dev = tiny_tables()
     model = make_encoder(tiny_bert)
-    settings = StageSettings(batch_size=3, visual_lr=1e-2, visual_epochs=1.0, dpr_epochs=0, ance_epochs=0)
+    settings = MarvelStages(batch_size=3, visual_lr=1e-2, visual_epochs=1.0, dpr_epochs=0, ance_epochs=0)
     trainer = StageTrainer(model, table, dev, settings, np.random.default_rng(0))
     lm_before, visual_before = snapshot(model.lm.parameters()), snapshot([model.visual.linear.weight, model.markers])
     trainer.pretrain_visual()
     assert not any(changed(lm_before, model.lm.parameters()))  # the language model is frozen
     assert all(changed(visual_before, [model.visual.linear.weight, model.markers]))
-    assert trainer.history[-1]["stage"] == "1-visual" and 0 <= trainer.history[-1]["dev_mrr_at_10"] <= 1
+    assert trainer.history[-1]["checkpoint"] == "1-visual" and 0 <= trainer.history[-1]["dev_mrr_at_10"] <= 1
 
 
 def test_language_stages_freeze_vision_and_the_bottom_layers(tiny_bert):
     table, dev = tiny_tables()
     model = make_encoder(tiny_bert)
-    settings = StageSettings(batch_size=4, lm_lr=1e-2, trainable_layers=1, dpr_epochs=1.0, ance_epochs=1.0)
+    settings = MarvelStages(batch_size=4, lm_lr=1e-2, trainable_layers=1, dpr_epochs=1.0, ance_epochs=1.0)
     trainer = StageTrainer(model, table, dev, settings, np.random.default_rng(0))
     top_names = {name for name, _ in model.lm.upper_parameters(1)}
     assert top_names and not any(name.startswith(("encoder.layer.0.", "encoder.block.0.")) for name in top_names)
@@ -156,10 +154,10 @@ def test_language_stages_freeze_vision_and_the_bottom_layers(tiny_bert):
 def test_run_scores_each_stage_on_dev_and_returns_the_best_state(tiny_bert):
     table, dev = tiny_tables()
     model = make_encoder(tiny_bert)
-    settings = StageSettings(batch_size=4, visual_lr=1e-2, word_lr=1e-2, lm_lr=1e-2, trainable_layers=1)
+    settings = MarvelStages(batch_size=4, visual_lr=1e-2, word_lr=1e-2, lm_lr=1e-2, trainable_layers=1)
     trainer = StageTrainer(model, table, dev, settings, np.random.default_rng(0))
     trainer.run(score_start=True)
-    assert [h["stage"] for h in trainer.history] == ["0-start", "1-visual", "2-dpr", "4-ance"]
+    assert [h["checkpoint"] for h in trainer.history] == ["0-start", "1-visual", "2-dpr", "4-ance"]
     best = max(h["dev_mrr_at_10"] for h in trainer.history[1:])  # trained states only (next test)
     assert trainer.best.score == pytest.approx(best, abs=1e-4)
     # scored afresh through every layer, the returned model is the recorded best (no stale cached states)
@@ -170,27 +168,11 @@ def test_the_start_is_scored_but_never_served_even_when_it_scores_best(tiny_bert
     scores = iter([0.9, 0.1, 0.3, 0.2])  # start, visual, DPR, ANCE
     monkeypatch.setattr(visual_training, "mrr_at_10", lambda *args: next(scores))
     table, dev = tiny_tables()
-    settings = StageSettings(batch_size=4, visual_lr=1e-2, word_lr=1e-2, lm_lr=1e-2, trainable_layers=1)
+    settings = MarvelStages(batch_size=4, visual_lr=1e-2, word_lr=1e-2, lm_lr=1e-2, trainable_layers=1)
     trainer = StageTrainer(make_encoder(tiny_bert), table, dev, settings, np.random.default_rng(0))
     trainer.run(score_start=True)
-    assert trainer.history[0] == {"stage": "0-start", "dev_mrr_at_10": 0.9}
+    assert trainer.history[0] == {"checkpoint": "0-start", "dev_mrr_at_10": 0.9}
     assert (trainer.best.tag, trainer.best.score) == ("2-dpr", 0.3)
-
-
-def test_masked_contrastive_never_pushes_a_group_positive_away():
-    queries = torch.nn.functional.normalize(torch.randn(2, 4), dim=-1)
-    docs = torch.nn.functional.normalize(torch.randn(3, 4), dim=-1)
-    columns = np.array([10, 11, 12])
-    free = masked_contrastive(queries, docs, columns, [{10}, {11}], torch.tensor(10.0))
-    # column 12 is another positive of query 0's group: masked for query 0, so the loss changes
-    masked = masked_contrastive(queries, docs, columns, [{10, 12}, {11}], torch.tensor(10.0))
-    assert masked < free
-    docs_moved = docs.clone()
-    docs_moved[2] = queries[0]  # a masked column may be as close as it likes without any cost
-    torch.testing.assert_close(
-        masked_contrastive(queries[:1], docs_moved, columns, [{10, 12}], torch.tensor(10.0)),
-        masked_contrastive(queries[:1], docs, columns, [{10, 12}], torch.tensor(10.0)),
-    )
 
 
 def test_saved_model_reloads_as_a_retrieval_model(tiny_bert, tmp_path):
@@ -243,7 +225,7 @@ def test_visual_pretraining_documents_carry_captions_only_when_asked(tiny_bert, 
     """MARVEL pretrains on image-only documents; CIEA's extractor stage needs the caption in them."""
     table, dev = tiny_tables()
     model = make_encoder(tiny_bert)
-    settings = StageSettings(batch_size=6, visual_epochs=1.0, dpr_epochs=0, ance_epochs=0)
+    settings = MarvelStages(batch_size=6, visual_epochs=1.0, dpr_epochs=0, ance_epochs=0)
     captioner = lambda features: [f"caption {i}" for i in range(len(features.logits))]  # noqa: E731
     trainer = StageTrainer(
         model, table, dev, settings, np.random.default_rng(0), captioner, captions_in_pretraining=with_captions

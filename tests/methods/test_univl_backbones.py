@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from mmr.encoders.base import ImageFeatures
 from mmr.methods.univl_model import UniVLEncoder, build_model, load_model, save_model
-from mmr.methods.univl_training import BottomCache, StageSettings, make_train_set, train_epoch, trainable_texts
+from mmr.methods.univl_training import UniVLStage, make_train_set, text_states, train_epoch, trainable_texts
 from mmr.training.common import cosine_with_warmup
 from tests.methods.test_univl_dr import NAMES, VOCAB, tiny_config, toy_data, words
 from tests.tiny_clip import save_tiny_clip
@@ -52,7 +52,7 @@ def test_the_split_tower_and_its_cache_are_the_backbones_own_pass(backbone):
         torch.testing.assert_close(
             model.text(batch["input_ids"], batch["attention_mask"]), expected, atol=1e-5, rtol=1e-4
         )
-        cache = BottomCache(model, tokenizer)
+        cache = text_states(model, tokenizer)
         cache.add(TEXTS)
         cached = trainable_texts(model, cache)(TEXTS[::-1])
     np.testing.assert_allclose(cached, F.normalize(expected, dim=-1).flip(0), atol=2e-3)  # float16 cache
@@ -66,9 +66,9 @@ def test_an_epoch_trains_the_top_and_leaves_the_bottom_alone(backbone, tmp_path)
     before = {name: p.detach().clone() for name, p in model.text.stack.model.named_parameters()}
     data, verbal = toy_data()
     ts = make_train_set(data, np.random.default_rng(0).normal(size=(4, 8)).astype(np.float32), verbal)
-    cache = BottomCache(model, tokenizer)
+    cache = text_states(model, tokenizer)
     cache.add(ts.queries + ts.doc_texts)
-    stage = StageSettings(epochs=1, batch_size=4, lr_text=1e-2, lr_head=1e-2, warmup=0.0)
+    stage = UniVLStage(epochs=1, batch_size=4, lr_text=1e-2, lr_head=1e-2, warmup=0.0)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     scheduler = cosine_with_warmup(optimizer, 100, 0.0)
     text_fn, rng = trainable_texts(model, cache), np.random.default_rng(0)

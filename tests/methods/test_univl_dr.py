@@ -11,11 +11,8 @@ from mmr.encoders.base import ImageFeatures
 from mmr.encoders.neighbours import CaptionPool, NeighbourCaptioner
 from mmr.methods.univl_model import UniVLConfig, UniVLEncoder, build_model, load_model, save_model
 from mmr.methods.univl_training import (
-    BottomCache,
     DevData,
-    StageSettings,
-    candidate_mask,
-    contrastive_loss,
+    UniVLStage,
     dev_mrr,
     embed_rows,
     frozen_texts,
@@ -23,11 +20,13 @@ from mmr.methods.univl_training import (
     mine,
     run_stage,
     stage2_columns,
+    text_states,
     train_epoch,
     trainable_texts,
 )
 from mmr.training.common import cosine_with_warmup, mine_hard_negatives
 from mmr.training.data import Example, TrainingData
+from mmr.training.stack import masked_contrastive
 from mmr.types import Document
 from tests.tiny_bert import save_tiny_bert
 
@@ -92,7 +91,7 @@ def test_split_text_tower_equals_the_full_forward_pass_and_cache(tiny_bert):
         mask = batch["attention_mask"].unsqueeze(-1).float()
         expected = (hidden * mask).sum(1) / mask.sum(1)
         np.testing.assert_allclose(model.text(batch["input_ids"], batch["attention_mask"]), expected, atol=1e-5)
-        cache = BottomCache(model, tokenizer)
+        cache = text_states(model, tokenizer)
         cache.add(texts)
         cached = trainable_texts(model, cache)(texts[::-1])
     np.testing.assert_allclose(cached, F.normalize(expected, dim=-1).flip(0), atol=2e-3)  # float16 cache
@@ -174,7 +173,7 @@ def test_borrowed_captions_join_the_image_side_the_same_way_in_training_and_serv
     # Training embeds the same rows the same way.
     data, _ = toy_data()
     ts = make_train_set(data, pooled, words(logits, 2), captioner.embed(pooled))
-    cache = BottomCache(model, tokenizer)
+    cache = text_states(model, tokenizer)
     cache.add(ts.queries + ts.doc_texts)
     with torch.no_grad():
         trained = embed_rows(model, trainable_texts(model, cache), ts, range(4)).numpy()
@@ -192,17 +191,15 @@ def test_stage2_softmax_has_exactly_positive_hard_negatives_and_in_batch_candida
     assert columns == [0, 1, 2, 5, 4, 6, 7, 8]
     # queries 0 and 2 share their text (same group); doc 4 is another positive of query 1's group
     relevant = [{0, 2}, {1, 4}, {0, 2}]
-    allowed = candidate_mask(relevant, columns)
     expected = [
         [True, True, False, True, True, True, True, True],  # its group-mate's image is not a negative
         [True, True, True, True, False, True, True, True],  # doc 4, mined for query 0, is relevant to query 1
         [False, True, True, True, True, True, True, True],
     ]
-    assert allowed.tolist() == expected
     generator = torch.Generator().manual_seed(0)
     queries = F.normalize(torch.randn(3, 6, generator=generator), dim=-1)
     documents = F.normalize(torch.randn(len(columns), 6, generator=generator), dim=-1)
-    loss = contrastive_loss(queries, documents, 10.0, allowed)
+    loss = masked_contrastive(queries, documents, 10.0, columns, relevant)
     by_hand = []
     for i, row in enumerate(expected):
         scores = torch.stack([10.0 * queries[i] @ documents[j] for j in range(len(columns)) if row[j]])
@@ -239,7 +236,7 @@ def test_hard_negatives_are_one_image_and_one_text_never_relevant(tiny_bert):
     data, verbal = toy_data()
     ts = make_train_set(data, np.zeros((4, 8), np.float32), verbal)
     assert ts.relevant[0] == ts.relevant[1] == {0, 4}  # img0 and txt0 answer the same query
-    cache = BottomCache(model, tokenizer)
+    cache = text_states(model, tokenizer)
     cache.add(ts.queries + ts.doc_texts)
     text_fn = trainable_texts(model, cache)
     with torch.no_grad():
@@ -277,11 +274,11 @@ def test_an_epoch_lowers_the_loss_and_leaves_frozen_layers_alone(tiny_bert):
     data, verbal = toy_data()
     pooled = np.random.default_rng(0).normal(size=(4, 8)).astype(np.float32)
     ts = make_train_set(data, pooled, verbal)
-    cache = BottomCache(model, tokenizer)
+    cache = text_states(model, tokenizer)
     cache.add(ts.queries + ts.doc_texts)
     frozen = model.text.stack.model.encoder.layer[0].attention.self.query.weight.clone()
     top = model.text.stack.model.encoder.layer[1].output.dense.weight.clone()
-    stage = StageSettings(epochs=1, batch_size=4, lr_text=1e-2, lr_head=1e-2, warmup=0.0)
+    stage = UniVLStage(epochs=1, batch_size=4, lr_text=1e-2, lr_head=1e-2, warmup=0.0)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     scheduler = cosine_with_warmup(optimizer, 100, 0.0)
     rng = np.random.default_rng(0)
@@ -309,11 +306,11 @@ def test_head_only_phase_trains_the_image_head_against_a_frozen_text_tower(tiny_
         ts.doc_is_image,
         torch.cat([torch.from_numpy(pooled), torch.zeros(len(texts), 8)]),
     )
-    cache = BottomCache(model, tokenizer)
+    cache = text_states(model, tokenizer)
     cache.add(ts.queries + ts.doc_texts + dev.queries)
     text_before = {k: v.clone() for k, v in model.text.state_dict().items()}
     history: list = []
-    stage = StageSettings(epochs=2, batch_size=4, lr_head=1e-2)
+    stage = UniVLStage(epochs=2, batch_size=4, lr_head=1e-2)
     start = dev_mrr(model, frozen_texts(model, cache), dev)
     rng = np.random.default_rng(0)
     best = run_stage(model, cache, ts, [dev], stage, rng, "head", history, head_only=True, score_start=True)

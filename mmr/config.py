@@ -16,6 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 DATA_DIR_VARIABLE = "MMR_DATA_DIR"
 CLIP_PATH_VARIABLE = "MMR_CLIP_PATH"
+BLIP_PATH_VARIABLE = "MMR_BLIP_PATH"
 # Where a trained method's releases live: releases/<name>/<stamp>/{model,indexes/<collection>}, and
 # releases/<name>/CURRENT names the one served. Switching a release is one atomic rename of CURRENT.
 CURRENT_RELEASE = "CURRENT"
@@ -23,6 +24,12 @@ CURRENT_RELEASE = "CURRENT"
 
 # Where scripts/setup.sh unpacks the Debian data packages when it cannot install them (no root).
 LOCAL_DEBIAN_ROOT = REPO_ROOT / ".debian-root"
+
+
+def _folder_from(variable: str) -> Path | None:
+    """The folder an environment variable names (``~`` expanded), or None when it is unset or empty."""
+    value = os.environ.get(variable)
+    return Path(value).expanduser() if value else None
 
 
 def _debian_path(path: str) -> Path:
@@ -56,12 +63,9 @@ class Settings:
     # the cores busy, where a second thread waits on synchronisation more than it works (2.5-3.5x slower per
     # step at load 8-13 on 2 cores); not guessed from the load average, which reads busy right after a build.
     training_threads: int = field(default_factory=lambda: int(os.environ.get("MMR_TRAIN_THREADS", "2")))
-    # A local CLIP checkpoint folder (save_pretrained layout) for the clip-* encoders; none ships here.
-    clip_path: Path | None = field(
-        default_factory=lambda: (
-            Path(os.environ[CLIP_PATH_VARIABLE]).expanduser() if os.environ.get(CLIP_PATH_VARIABLE) else None
-        )
-    )
+    # Local checkpoint folders (save_pretrained layout) for the clip-* and blip-* encoders; none ships here.
+    clip_path: Path | None = field(default_factory=lambda: _folder_from(CLIP_PATH_VARIABLE))
+    blip_path: Path | None = field(default_factory=lambda: _folder_from(BLIP_PATH_VARIABLE))
     # The app trains what has no model in a background process (MMR_TRAIN_IN_BACKGROUND=0: it serves what is
     # built and trains nothing), and looks for new releases every reload_seconds.
     train_in_background: bool = field(

@@ -10,6 +10,9 @@ from pathlib import Path
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 DENSE_SIZE = 8  # BLIP's projection here; 256 in the published model
 IMAGE_SIZE = 32
+# BlipImageProcessor's normalisation (OpenAI CLIP's mean and std), written out for the reference below
+CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+BLIP_TEXT_MAX_LENGTH = 35  # BLIP's retrieval evaluation
 
 
 def published_d2s_classes():
@@ -62,8 +65,45 @@ def save_tiny_blip(folder: Path, words: list[str], seed: int = 0) -> Path:
         image_text_hidden_size=DENSE_SIZE,
     )
     torch.manual_seed(seed)
-    BlipForImageTextRetrieval(config).save_pretrained(folder)
+    model = BlipForImageTextRetrieval(config)
+    # the final layer norm off its initial ones and zeros, so that transformers' pooler_output (that layer norm
+    # applied twice) differs from the class token BLIP's retrieval reads
+    with torch.no_grad():
+        for parameter in model.vision_model.post_layernorm.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.5)
+    model.save_pretrained(folder)
     return folder
+
+
+def reference_pixels(image):
+    """BLIP's test transform on an RGB image: a bicubic resize to the square size, scaled to [0, 1], CLIP's mean
+    and std."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    square = np.asarray(image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BICUBIC), dtype=np.float64) / 255
+    normalised = (square - np.array(CLIP_MEAN)) / np.array(CLIP_STD)
+    return torch.tensor(normalised.transpose(2, 0, 1), dtype=torch.float32)
+
+
+def reference_blip_vectors(folder: Path, texts: list[str], images: list) -> tuple:
+    """BLIP's retrieval vectors written out from its submodules, what the code under test must equal: the text
+    encoder's [CLS] state through text_proj (texts cut at 35 tokens), the vision model's class token through
+    vision_proj, each L2-normalised. Texts in one padded batch, images (RGB) in another."""
+    import torch
+    import torch.nn.functional as F
+    from transformers import BertTokenizerFast, BlipForImageTextRetrieval
+
+    blip = BlipForImageTextRetrieval.from_pretrained(str(folder)).eval()
+    tokenizer = BertTokenizerFast.from_pretrained(str(folder))
+    with torch.no_grad():
+        batch = tokenizer(texts, padding=True, truncation=True, max_length=BLIP_TEXT_MAX_LENGTH, return_tensors="pt")
+        cls = blip.text_encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        text_dense = F.normalize(blip.text_proj(cls[:, 0]), dim=-1)
+        pixels = torch.stack([reference_pixels(image) for image in images])
+        image_dense = F.normalize(blip.vision_proj(blip.vision_model(pixel_values=pixels).last_hidden_state[:, 0]))
+    return text_dense, image_dense
 
 
 def save_tiny_d2s(folder: Path, words: list[str], seed: int = 0) -> Path:

@@ -13,32 +13,20 @@ through its projection, L2-normalised, so text and image vectors share one space
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 from mmr.config import CLIP_PATH_VARIABLE, Settings
-from mmr.corpus.images import pad_to_square
 from mmr.device import resolve_device
-from mmr.encoders.base import ImageFeatures, TextEncoder, VisionBackbone, batched, l2_normalise
+from mmr.encoders.towers import ProjectedTextTower, ProjectedVisionTower, configured_checkpoint
 
 
 def clip_checkpoint_path() -> Path:
     """The folder ``Settings.clip_path`` (``MMR_CLIP_PATH``) names; a clear error when it is unset or holds no
     CLIP checkpoint."""
-    path = Settings().clip_path
-    if path is None:
-        raise FileNotFoundError(
-            f"no CLIP checkpoint: set {CLIP_PATH_VARIABLE} to a local folder holding one (config.json, weights, "
-            "tokenizer and preprocessor files, as save_pretrained writes them); none ships with this project"
-        )
-    if not (path / "config.json").exists():
-        raise FileNotFoundError(f"{CLIP_PATH_VARIABLE}={path} has no config.json: not a saved CLIP checkpoint")
-    return path
+    return configured_checkpoint(Settings().clip_path, CLIP_PATH_VARIABLE, "CLIP")
 
 
 def checkpoint_tag(path: str | Path, sample: int = 1 << 20) -> str:
@@ -69,7 +57,7 @@ def _load(path: str, device: str):
     return model, CLIPTokenizerFast.from_pretrained(path), CLIPImageProcessorPil.from_pretrained(path)
 
 
-class CLIPTextEncoder(TextEncoder):
+class CLIPTextEncoder(ProjectedTextTower):
     def __init__(self, name: str, path: str | Path, batch_size: int = 64, device: str | None = None) -> None:
         self.name, self.batch_size, self.path = name, batch_size, Path(path)
         self.device = resolve_device(device)
@@ -77,64 +65,27 @@ class CLIPTextEncoder(TextEncoder):
         self.dim = int(self.model.config.projection_dim)
         self.max_length = int(self.model.config.text_config.max_position_embeddings)
 
-    @torch.inference_mode()
-    def encode(self, items: Sequence[str], batch_size: int | None = None, progress: bool | str = False) -> np.ndarray:
-        if not items:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        parts = []
-        for chunk in batched(list(items), batch_size or self.batch_size, progress):
-            batch = self.tokenizer(
-                list(chunk), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-            ).to(self.device)
-            pooled = self.model.text_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-            parts.append(self.model.text_projection(pooled.pooler_output).float().cpu().numpy())
-        return l2_normalise(np.concatenate(parts))
+    def project(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        pooled = self.model.text_model(input_ids=input_ids, attention_mask=attention_mask)
+        return self.model.text_projection(pooled.pooler_output)  # the end-of-text state
 
 
-class CLIPImageEncoder(VisionBackbone):
+class CLIPImageEncoder(ProjectedVisionTower):
     """CLIP's vision tower as a backbone: the pooled vector is the projected class token (CLIP's image
     embedding), the grid its last layer's patch states; CLIP has no classifier."""
+
+    # Padded to a square on white first, as the EfficientNet path does: CLIP's centre crop would otherwise
+    # cut the edges off a wide or tall drawing.
+    pad_images = True
 
     def __init__(self, name: str, path: str | Path, batch_size: int = 32, device: str | None = None) -> None:
         self.name, self.batch_size, self.path = name, batch_size, Path(path)
         self.device = resolve_device(device)
         self.model, _, self.processor = _load(str(path), self.device)
         self.dim = int(self.model.config.projection_dim)
-        vision = self.model.config.vision_config
-        self.grid_dim = int(vision.hidden_size)
-        self.grid_tokens = (int(vision.image_size) // int(vision.patch_size)) ** 2
+        self.read_grid_size(self.model.config.vision_config)
 
-    def pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        # Padded to a square on white first, as the EfficientNet path does: CLIP's centre crop would
-        # otherwise cut the edges off a wide or tall drawing.
-        squares = [pad_to_square(image) for image in images]  # transparency composited on white too
-        return self.processor(images=squares, return_tensors="pt")["pixel_values"].to(self.device)
-
-    @torch.inference_mode()
-    def features(
-        self,
-        images: Sequence[Image.Image],
-        keep_grid: bool = False,
-        batch_size: int | None = None,
-        progress: bool | str = False,
-    ) -> ImageFeatures:
-        pooled, grids = [], []
-        # sliced batch by batch: a lazy sequence of images is never decoded all at once
-        for chunk in batched(images, batch_size or self.batch_size, progress):
-            states = self.model.vision_model(pixel_values=self.pixels(chunk))
-            pooled.append(self.model.visual_projection(states.pooler_output).float().cpu().numpy())
-            if keep_grid:
-                grids.append(states.last_hidden_state[:, 1:].float().cpu().numpy())  # the class token left out
-        if not pooled:
-            empty_grid = np.zeros((0, self.grid_tokens, self.grid_dim), np.float32) if keep_grid else None
-            return ImageFeatures(np.zeros((0, self.dim), np.float32), None, empty_grid)
-        return ImageFeatures(np.concatenate(pooled), None, np.concatenate(grids) if keep_grid else None)
-
-    def encode(
-        self, items: Sequence[Image.Image], batch_size: int | None = None, progress: bool | str = False
-    ) -> np.ndarray:
-        return l2_normalise(self.features(items, batch_size=batch_size, progress=progress).pooled)
-
-    def patch_states(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """(n, patches, hidden): what MARVEL projects into its visual tokens (``features(...).grid``)."""
-        return self.features(images, keep_grid=True).grid
+    def project(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        states = self.model.vision_model(pixel_values=pixels)
+        # pooler_output is the class token after CLIP's post-layernorm; the grid leaves the class token out
+        return self.model.visual_projection(states.pooler_output), states.last_hidden_state[:, 1:]

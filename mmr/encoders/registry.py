@@ -7,8 +7,10 @@ that nothing is imported or read until an encoder is actually asked for.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from mmr.config import BLIP_PATH_VARIABLE, CLIP_PATH_VARIABLE
 from mmr.encoders.base import Encoder
 
 
@@ -32,12 +34,19 @@ def _clip_path() -> str:
     return str(clip_checkpoint_path())
 
 
-def _clip(tower: str) -> EncoderSpec:
+def _blip_path() -> str:
+    from mmr.encoders.blip import blip_checkpoint_path
+
+    return str(blip_checkpoint_path())
+
+
+def _local_tower(family: str, tower: str, variable: str, path: Callable[[], str], embedding: str) -> EncoderSpec:
+    """A tower of a published checkpoint that no package ships: loaded from the folder ``variable`` names."""
     return EncoderSpec(
-        loader=f"mmr.encoders.clip:CLIP{tower.capitalize()}Encoder",
-        kwargs={"path": _clip_path},
-        install_hint="set MMR_CLIP_PATH to a CLIP checkpoint folder saved with save_pretrained",
-        description=f"CLIP {tower} tower from a local published checkpoint (MMR_CLIP_PATH); none ships here",
+        loader=f"mmr.encoders.{family.lower()}:{family}{tower.capitalize()}Encoder",
+        kwargs={"path": path},
+        install_hint=f"set {variable} to a {family} checkpoint folder saved with save_pretrained",
+        description=f"{family} {tower} {embedding} from a local published checkpoint ({variable}); none ships here",
     )
 
 
@@ -70,8 +79,12 @@ ENCODERS: dict[str, EncoderSpec] = {
         for n, size in ((0, 224), (1, 240), (2, 260))
     },
     # The papers' backbone, for a machine that has its weights; no served model uses it (see encoders/clip.py).
-    "clip-text": _clip("text"),
-    "clip-image": _clip("image"),
+    "clip-text": _local_tower("CLIP", "text", CLIP_PATH_VARIABLE, _clip_path, "tower"),
+    "clip-image": _local_tower("CLIP", "image", CLIP_PATH_VARIABLE, _clip_path, "tower"),
+    # BLIP's image-text retrieval projections, Dense2Sparse's backbone; its preset opens these classes on the
+    # BLIP folder beside its own checkpoint (see encoders/blip.py).
+    "blip-text": _local_tower("BLIP", "text", BLIP_PATH_VARIABLE, _blip_path, "retrieval projection"),
+    "blip-image": _local_tower("BLIP", "image", BLIP_PATH_VARIABLE, _blip_path, "retrieval projection"),
 }
 
 

@@ -16,10 +16,11 @@ Their ``D2SModel.__init__`` downloads ``mlm_head`` by name, so their class is no
 rebuilt here with the sizes the weights have, and the keys are loaded strictly.
 
 Dense inputs. The paper trained on precomputed 256-d BLIP vectors (the ``lsr42/mscoco-blip-dense`` data set).
-Here they are computed with transformers' ``BlipForImageTextRetrieval`` (the ``blip`` role) as BLIP's own
-retrieval evaluation does: the text encoder's [CLS] state through ``text_proj`` (texts cut at 35 tokens), the
-image's class token through ``vision_proj``, each L2-normalised; images resized to a square without a crop
-or padding (BLIP's test transform). Whether these match the published precomputed vectors is unverified.
+Here they are computed by the ``blip-text`` / ``blip-image`` encoders (``mmr/encoders/blip.py``) opened on the
+``blip`` role, as BLIP's own retrieval evaluation does: the text encoder's [CLS] state through ``text_proj``
+(texts cut at 35 tokens), the image's class token through ``vision_proj``, each L2-normalised; images resized
+to a square without a crop or padding (BLIP's test transform). Whether these match the published precomputed
+vectors is unverified.
 A text (query or document) takes the text side, an image (document or query) the image side; Dense2Sparse
 documents are images alone, so a caption is not read.
 """
@@ -35,9 +36,9 @@ import scipy.sparse as sp
 import torch
 from PIL import Image
 from torch import nn
-from torch.nn.functional import normalize
 
-from mmr.corpus.images import composite_on_white, pad_to_square
+from mmr.encoders.base import Encoder
+from mmr.encoders.blip import TEXT_MAX_LENGTH, BLIPImageEncoder, BLIPTextEncoder
 from mmr.encoders.clip import checkpoint_tag
 from mmr.presets.base import PresetFilesError, PresetModel, PresetSpec
 
@@ -48,7 +49,6 @@ HEAD_KEYS = tuple(
 )
 DEFAULT_DENSE_SIZE = 256  # D2SConfig's default, where a config.json leaves it out
 LAYER_NORM_EPS = 1e-12  # DistilBERT's vocab_layer_norm
-TEXT_MAX_LENGTH = 35  # BLIP's retrieval evaluation tokenises texts to 35 tokens
 BATCH = 32
 
 
@@ -110,59 +110,42 @@ def load_head(folder: Path, config: dict) -> DenseToSparseHead:
     return head.eval()
 
 
-class BlipProjections:
-    """BLIP's normalised image-text retrieval vectors (the use_itm_head=False path), one modality at a time."""
-
-    def __init__(self, path: str, device: str, text_max_length: int, pad_images: bool):
-        from transformers import AutoTokenizer, BlipForImageTextRetrieval, BlipImageProcessorPil
-
-        self.model = BlipForImageTextRetrieval.from_pretrained(path).to(device).eval()
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        # the PIL processor: the default one needs torchvision, which this project does not install
-        self.processor = BlipImageProcessorPil.from_pretrained(path)
-        self.device, self.text_max_length, self.pad_images = device, text_max_length, pad_images
-        self.dim = int(self.model.config.image_text_hidden_size)
-
-    def texts(self, texts: Sequence[str]) -> torch.Tensor:
-        batch = self.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=self.text_max_length, return_tensors="pt"
-        ).to(self.device)
-        states = self.model.text_encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        return normalize(self.model.text_proj(states.last_hidden_state[:, 0]), dim=-1)
-
-    def images(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        prepare = pad_to_square if self.pad_images else composite_on_white
-        pixels = self.processor(images=[prepare(image) for image in images], return_tensors="pt")["pixel_values"]
-        states = self.model.vision_model(pixel_values=pixels.to(self.device))
-        return normalize(self.model.vision_proj(states.last_hidden_state[:, 0]), dim=-1)
-
-
 class D2SModel(PresetModel):
     sparse = True
 
-    def __init__(self, name: str, head: DenseToSparseHead, dense: BlipProjections, tokenizer, tag: str):
-        self.name, self.head, self.dense, self.tokenizer, self._tag = name, head, dense, tokenizer, tag
+    def __init__(
+        self,
+        name: str,
+        head: DenseToSparseHead,
+        text_tower: BLIPTextEncoder,
+        image_tower: BLIPImageEncoder,
+        tokenizer,
+        tag: str,
+    ):
+        self.name, self.head, self.text_tower, self.image_tower = name, head, text_tower, image_tower
+        self.tokenizer, self._tag = tokenizer, tag
         self.dim = head.vocab_projector.out_features
 
     @torch.inference_mode()
-    def _sparse(self, items: Sequence, dense_vectors) -> sp.csr_matrix:
-        rows = [
-            sp.csr_matrix(self.head(dense_vectors(items[start : start + BATCH]).float()).cpu().numpy())
-            for start in range(0, len(items), BATCH)
-        ]
+    def _sparse(self, items: Sequence, tower: Encoder) -> sp.csr_matrix:
+        device = self.head.proj.weight.device
+        rows = []
+        for start in range(0, len(items), BATCH):
+            dense = torch.from_numpy(tower.encode(items[start : start + BATCH], batch_size=BATCH)).to(device)
+            rows.append(sp.csr_matrix(self.head(dense).cpu().numpy()))
         return sp.vstack(rows, format="csr") if rows else sp.csr_matrix((0, self.dim), dtype=np.float32)
 
     def encode_queries(self, texts: Sequence[str]) -> sp.csr_matrix:
-        return self._sparse(list(texts), self.dense.texts)
+        return self._sparse(list(texts), self.text_tower)
 
     def encode_text_documents(self, texts: Sequence[str]) -> sp.csr_matrix:
-        return self._sparse(list(texts), self.dense.texts)
+        return self._sparse(list(texts), self.text_tower)
 
     def encode_image_documents(self, images: Sequence[Image.Image], captions: Sequence[str]) -> sp.csr_matrix:
-        return self._sparse(list(images), self.dense.images)  # the paper's image documents have no text
+        return self._sparse(list(images), self.image_tower)  # the paper's image documents have no text
 
     def encode_image_queries(self, images: Sequence[Image.Image]) -> sp.csr_matrix:
-        return self._sparse(list(images), self.dense.images)
+        return self._sparse(list(images), self.image_tower)
 
     def vocabulary(self):
         from mmr.methods.lsr.head import Vocabulary
@@ -178,19 +161,17 @@ def read_d2s_checkpoint(spec: PresetSpec, folder: Path, device: str) -> D2SModel
 
     config = read_head_config(folder)
     head = load_head(folder, config).to(device)
-    dense = BlipProjections(
-        spec.base(folder, "blip"),
-        device,
-        int(spec.options.get("text_max_length", TEXT_MAX_LENGTH)),
-        bool(spec.options.get("pad_images", False)),
-    )
-    if dense.dim != head.proj.in_features:
-        raise D2SLayoutError(f"BLIP gives {dense.dim}-d vectors, the head takes {head.proj.in_features}-d ones")
+    blip = spec.base(folder, "blip")
+    # the two towers share one loaded BlipForImageTextRetrieval (encoders/blip.py loads a folder once per device)
+    max_length = int(spec.options.get("text_max_length", TEXT_MAX_LENGTH))
+    text_tower = BLIPTextEncoder("blip-text", blip, max_length=max_length, device=device)
+    image_tower = BLIPImageEncoder("blip-image", blip, pad_images=bool(spec.options.get("pad_images")), device=device)
+    if text_tower.dim != head.proj.in_features:
+        raise D2SLayoutError(f"BLIP gives {text_tower.dim}-d vectors, the head takes {head.proj.in_features}-d ones")
     tokenizer = AutoTokenizer.from_pretrained(spec.base(folder, "mlm_head"))
     if len(tokenizer) != head.vocab_projector.out_features:
         raise D2SLayoutError(
             f"the mlm_head tokenizer has {len(tokenizer)} terms, the head scores {head.vocab_projector.out_features}"
         )
-    blip = Path(spec.base(folder, "blip"))
-    tag = f"{spec.name}-{checkpoint_tag(folder)}" + (f"-{checkpoint_tag(blip)}" if blip.is_dir() else "")
-    return D2SModel(spec.name, head, dense, tokenizer, tag)
+    tag = f"{spec.name}-{checkpoint_tag(folder)}" + (f"-{checkpoint_tag(blip)}" if Path(blip).is_dir() else "")
+    return D2SModel(spec.name, head, text_tower, image_tower, tokenizer, tag)

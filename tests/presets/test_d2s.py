@@ -1,6 +1,6 @@
 """The Dense2Sparse preset read from a tiny checkpoint in the published layout (tests/tiny_d2s.py), checked
-against a forward pass written out here: BLIP's projections from its submodules, the head from the saved
-tensors."""
+against a forward pass written out in the tests: BLIP's projections from its submodules (tests/tiny_d2s.py),
+the head here from the saved tensors."""
 
 from __future__ import annotations
 
@@ -19,11 +19,10 @@ from mmr.presets.d2s import D2SLayoutError
 from mmr.presets.registry import PRESETS
 from mmr.retrievers.base import Resources
 from mmr.retrievers.preset import load_preset_model
-from tests.tiny_d2s import IMAGE_SIZE, save_tiny_d2s
+from tests.tiny_d2s import IMAGE_SIZE, reference_blip_vectors, save_tiny_d2s
 
 NAME = "d2s-mscoco-blip"
 WORDS = ["a", "red", "car", "cat", "dog", "on", "the", "road", "##s"]
-CLIP_MEAN, CLIP_STD = np.array([0.48145466, 0.4578275, 0.40821073]), np.array([0.26862954, 0.26130258, 0.27577711])
 TEXTS = ["a red car", "cat", " ".join(["the dog on the road"] * 12)]  # the last one longer than BLIP's 35 tokens
 
 
@@ -47,33 +46,20 @@ def images() -> list[Image.Image]:
     return [wide, Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), "red")]
 
 
-def reference_pixels(image: Image.Image) -> torch.Tensor:
-    """BLIP's test transform: a bicubic resize to the square size, scaled to [0, 1], CLIP's mean and std."""
-    square = np.asarray(image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BICUBIC), dtype=np.float64) / 255
-    return torch.tensor(((square - CLIP_MEAN) / CLIP_STD).transpose(2, 0, 1), dtype=torch.float32)
-
-
 def reference_weights(folder, texts, pictures) -> tuple[np.ndarray, np.ndarray]:
     from safetensors.torch import load_file
-    from transformers import BertTokenizerFast, BlipForImageTextRetrieval
 
-    blip = BlipForImageTextRetrieval.from_pretrained(str(folder / "blip")).eval()
-    tokenizer = BertTokenizerFast.from_pretrained(str(folder / "blip"))
+    text_dense, image_dense = reference_blip_vectors(folder / "blip", texts, pictures)
     w = load_file(str(folder / "model.safetensors"))
+
+    def head(dense):
+        hidden = F.linear(dense, w["proj.weight"], w["proj.bias"])
+        hidden = F.layer_norm(
+            hidden, hidden.shape[-1:], w["vocab_layer_norm.weight"], w["vocab_layer_norm.bias"], 1e-12
+        )
+        return torch.log1p(torch.relu(F.linear(hidden, w["vocab_projector.weight"], w["vocab_projector.bias"])))
+
     with torch.no_grad():
-        batch = tokenizer(texts, padding=True, truncation=True, max_length=35, return_tensors="pt")
-        cls = blip.text_encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-        text_dense = F.normalize(blip.text_proj(cls[:, 0]), dim=-1)
-        pixels = torch.stack([reference_pixels(p) for p in pictures])
-        image_dense = F.normalize(blip.vision_proj(blip.vision_model(pixel_values=pixels).last_hidden_state[:, 0]))
-
-        def head(dense):
-            hidden = F.linear(dense, w["proj.weight"], w["proj.bias"])
-            hidden = F.layer_norm(
-                hidden, hidden.shape[-1:], w["vocab_layer_norm.weight"], w["vocab_layer_norm.bias"], 1e-12
-            )
-            return torch.log1p(torch.relu(F.linear(hidden, w["vocab_projector.weight"], w["vocab_projector.bias"])))
-
         return head(text_dense).numpy(), head(image_dense).numpy()
 
 

@@ -35,8 +35,9 @@ class TextStack(nn.Module):
     def __init__(self, model: nn.Module, tokenizer) -> None:
         super().__init__()
         self.model, self.tokenizer = model, tokenizer
-        # the ids every tokenised text starts with, read once from the tokenizer itself
-        self._lead_ids = tokenizer(" ")["input_ids"][: self.lead_tokens]
+        # the special ids a tokenised text starts and ends with, read once from the tokenizer itself
+        specials = tokenizer("")["input_ids"]
+        self._lead_ids, self._closing_ids = specials[: self.lead_tokens], specials[self.lead_tokens :]
 
     # ---- opening a checkpoint ---------------------------------------------------------------------------------
     @classmethod
@@ -104,6 +105,11 @@ class TextStack(nn.Module):
             return_tensors="pt",
         )
         return batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
+
+    def wrap_ids(self, content: Sequence[int]) -> list[int]:
+        """Token ids as the tokenizer would give them for a text: the family's lead and closing ids around
+        them ([CLS] .. [SEP] for BERT, .. </s> for T5)."""
+        return [*self._lead_ids, *content, *self._closing_ids]
 
     def word_embeddings(self, ids: torch.Tensor) -> torch.Tensor:
         return self.model.get_input_embeddings()(ids)

@@ -135,11 +135,12 @@ def verbalise(logits: np.ndarray, top: int = CAPTION_WORDS) -> list[str]:
 
 
 def residual_ids(query: str, caption: str, tokenizer) -> list[int] | None:
-    """The query's wordpieces minus those of the caption; None when no content word (3+ letters) is left."""
+    """The query's word pieces minus those of the caption; None when no content word (3+ letters) is left."""
     removed = set(tokenizer(caption, add_special_tokens=False)["input_ids"])
     kept = [i for i in tokenizer(query, add_special_tokens=False)["input_ids"] if i not in removed]
-    words = tokenizer.convert_ids_to_tokens(kept)
-    return kept if any(len(w.strip("#")) >= 3 and w.strip("#").isalpha() for w in words) else None
+    # a piece's letters without the family's markers (BERT's "##", SentencePiece's "▁", CLIP's "</w>")
+    words = [w.replace("</w>", "").strip("#▁") for w in tokenizer.convert_ids_to_tokens(kept)]
+    return kept if any(len(w) >= 3 and w.isalpha() for w in words) else None
 
 
 class ResidualQueryLoss:
@@ -161,10 +162,11 @@ class ResidualQueryLoss:
         self.table, self.weight, self.tokenizer = table, weight, tokenizer
         self.language_stages = language_stages
         self.residuals: dict[int, list[int]] = {}
+        room = max_length - len(tokenizer("")["input_ids"])  # what the backbone's special tokens leave
         for example in table.image_examples():
             ids = residual_ids(table.queries[example], captions[table.positives[example]], tokenizer)
             if ids:
-                self.residuals[int(example)] = ids[: max_length - 2]
+                self.residuals[int(example)] = ids[:room]
         self.order = {example: i for i, example in enumerate(self.residuals)}
         self._fixed: torch.Tensor | None = None
         self._states: tuple[FrozenStates, FrozenStates] | None = None
@@ -175,9 +177,10 @@ class ResidualQueryLoss:
         )
 
     def query_inputs(self, model: VisualTokenEncoder, examples) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = [[self.tokenizer.cls_token_id, *self.residuals[int(e)], self.tokenizer.sep_token_id] for e in examples]
+        rows = [model.lm.wrap_ids(self.residuals[int(e)]) for e in examples]
         width = max(len(r) for r in rows)
-        ids = torch.tensor([r + [self.tokenizer.pad_token_id] * (width - len(r)) for r in rows])
+        pad = self.tokenizer.pad_token_id or 0  # masked out: any id will do where a tokenizer names none
+        ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
         mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
         return model.word_embeddings(ids), mask
 

@@ -98,6 +98,13 @@ def test_lead_embeddings_are_the_tokens_every_text_starts_with(backbone):
     torch.testing.assert_close(lead, stack.word_embeddings(ids[:, : stack.lead_tokens]))
 
 
+def test_wrapped_ids_are_what_the_tokenizer_gives_the_text(backbone):
+    stack = open_text_stack(backbone[1])
+    for text in TEXTS:
+        content = stack.tokenizer(text, add_special_tokens=False)["input_ids"]
+        assert stack.wrap_ids(content) == stack.tokenizer(text)["input_ids"]
+
+
 def test_a_saved_architecture_reopens_and_takes_its_weights(backbone, tmp_path):
     stack = open_text_stack(backbone[1]).eval()
     stack.save_config(tmp_path)

@@ -1,4 +1,5 @@
-"""CIEA's mechanism: complement weights, w-scaled and masked attention, verbalised captions, residual queries."""
+"""CIEA's mechanism: complement weights, w-scaled and masked attention, verbalised captions, residual queries;
+the tests that need a text backbone run on a tiny BERT (the stand-in's family) and a tiny T5 (T5-ANCE's)."""
 
 import math
 
@@ -17,14 +18,15 @@ from mmr.methods.ciea import (
 )
 from mmr.methods.visual_training import MarvelStages, StageTrainer
 
-from .visual_helpers import CHANNELS, grids, make_encoder, make_tiny_bert, snapshot, tiny_tables
+from .visual_helpers import CHANNELS, grids, make_encoder, make_tiny_bert, make_tiny_t5, snapshot, tiny_tables
 
 HIDDEN, HEADS = 16, 2
 
 
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    return make_tiny_bert(tmp_path_factory)
+@pytest.fixture(scope="module", params=["bert", "t5"])
+def tiny_bert(request, tmp_path_factory):
+    """The text backbone's checkpoint folder: BERT-like (mean-pooled) or T5 (first decoder state)."""
+    return (make_tiny_bert if request.param == "bert" else make_tiny_t5)(tmp_path_factory)
 
 
 def live_extractor(seed=0) -> ComplementExtractor:
@@ -105,7 +107,7 @@ def test_verbalisation_and_residual_query(tiny_bert):
     assert verbalise(logits, top=2)[0] == "goldfish, tench" and verbalise(logits, top=1)[1] == "tench"
     tokenizer = make_encoder(tiny_bert).tokenizer
     kept = residual_ids("a red goldfish", "goldfish, tench", tokenizer)
-    assert tokenizer.convert_ids_to_tokens(kept) == ["a", "red"]
+    assert [t.strip("▁") for t in tokenizer.convert_ids_to_tokens(kept)] == ["a", "red"]
     assert residual_ids("a goldfish", "goldfish, tench", tokenizer) is None  # only "a" left: no content word
 
 
@@ -119,7 +121,9 @@ def test_documents_read_their_verbalisation(tiny_bert, tmp_path):
     vectors = loaded.encode_images(ImageFeatures(np.zeros((2, CHANNELS)), logits, grid))
     assert vectors.dtype == np.float32 and not np.allclose(vectors[0], vectors[1], atol=1e-4)
     embeds, mask = model.image_inputs(torch.from_numpy(grid[:1].astype(np.float32)), ["goldfish, tench"])
-    assert embeds.shape[1] == 1 + 1 + 4 + 1 + 3 + 1 and mask.sum() == embeds.shape[1]  # caption after <im_end>
+    caption = len(model.tokenizer("goldfish, tench", add_special_tokens=False)["input_ids"])
+    lead = model.lm.lead_tokens  # [CLS] for BERT, none for T5
+    assert embeds.shape[1] == lead + 1 + 4 + 1 + caption + 1 and mask.sum() == embeds.shape[1]  # after <im_end>
 
 
 def test_stage_one_trains_extractor_with_the_residual_loss_lm_frozen(tiny_bert):
@@ -131,7 +135,8 @@ def test_stage_one_trains_extractor_with_the_residual_loss_lm_frozen(tiny_bert):
     trainer = StageTrainer(model, table, dev, settings, np.random.default_rng(0), captioner=class_name_captioner(2))
     trainer.auxiliary = ResidualQueryLoss(table, trainer.captions, model.tokenizer)
     assert set(trainer.auxiliary.residuals) == set(range(6))
-    assert model.tokenizer.convert_ids_to_tokens(trainer.auxiliary.residuals[0]) == ["red", "flower"]
+    pieces = model.tokenizer.convert_ids_to_tokens(trainer.auxiliary.residuals[0])
+    assert [piece.strip("▁") for piece in pieces] == ["red", "flower"]
     loss = trainer.auxiliary.visual_loss(trainer, np.arange(6))
     assert loss.requires_grad and 0 < float(loss.detach()) < 0.1 * math.log(6) * 2
     lm_before, extractor_before = snapshot(model.lm.parameters()), snapshot(model.extractor.parameters())

@@ -3,18 +3,18 @@
 ``RatingStore`` opens (and upgrades) the database; ``RatingStore.judgments`` is blind judging's door.
 """
 
-from mmr.store.judgments import (
+from mmr.store.judgments import JudgmentStore
+from mmr.store.migrations import SchemaVersionError
+from mmr.store.raters import RaterNameTakenError, RaterStore
+from mmr.store.ratings import RatingRow, RatingStore
+from mmr.store.records import (
     IMPORT_PREFIX,
     ImportInfo,
     JudgmentRow,
-    JudgmentStore,
     SessionInfo,
     SessionQueryInfo,
     ShownRow,
 )
-from mmr.store.migrations import SchemaVersionError
-from mmr.store.raters import RaterNameTakenError, RaterStore
-from mmr.store.ratings import RatingRow, RatingStore
 from mmr.store.uploads import save_uploaded_image
 
 __all__ = [

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -20,6 +18,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mmr.limits import MAX_DOC_ID_CHARS, MAX_IMPORT_LABEL_CHARS, MAX_SESSION_NAME_CHARS, checked_text
 from mmr.store.database import writer
+from mmr.store.records import (
+    IMPORT_PREFIX,
+    ImportInfo,
+    JudgmentRow,
+    SessionInfo,
+    SessionQueryInfo,
+    ShownRow,
+    import_info,
+    query_info,
+    session_info,
+)
 from mmr.store.schema import (
     GRADES,
     ImportSource,
@@ -33,114 +42,15 @@ from mmr.store.schema import (
     utcnow,
 )
 
-IMPORT_PREFIX = "import:"  # the rater of an import source's judgments is import:<source id>
-
 
 class SessionExistsError(ValueError):
     pass
-
-
-@dataclass(frozen=True)
-class SessionInfo:
-    id: int
-    name: str
-    collection: str
-    retrievers: tuple[str, ...]
-    k: int
-    seed: str
-    created_at: datetime
-    owner: str | None
-    join_code: str
-
-
-@dataclass(frozen=True)
-class ImportInfo:
-    id: int
-    label: str
-    file_name: str
-    created_by: str | None
-    created_at: datetime
-    judgments: int
-
-    @property
-    def rater(self) -> str:
-        return f"{IMPORT_PREFIX}{self.id}"
-
-    @property
-    def title(self) -> str:
-        return f"{self.label} (imported {self.created_at:%Y-%m-%d %H:%M})"
-
-
-@dataclass(frozen=True)
-class SessionQueryInfo:
-    id: int
-    session_id: int
-    position: int
-    qid: str
-    query_id: int
-    query_key: str
-    text: str | None
-    image_sha: str | None
-    image_path: str | None
-
-
-@dataclass(frozen=True)
-class ShownRow:
-    qid: str
-    retriever: str
-    rank: int
-    doc_id: str
-    score: float
-
-
-@dataclass(frozen=True)
-class JudgmentRow:
-    id: int
-    query_id: int
-    query_key: str
-    doc_id: str
-    rater: str
-    grade: int | None  # None: could not judge
-    session_id: int
-    updated_at: datetime
 
 
 def check_grade(grade: int | None) -> int | None:
     if grade is not None and (isinstance(grade, bool) or grade not in GRADES or not isinstance(grade, int)):
         raise ValueError(f"grade must be one of {GRADES} or None (can't judge), got {grade!r}")
     return grade
-
-
-def _session_info(row: JudgingSession) -> SessionInfo:
-    return SessionInfo(
-        row.id,
-        row.name,
-        row.collection,
-        tuple(row.retrievers.split(",")),
-        row.k,
-        row.seed,
-        row.created_at,
-        row.owner,
-        row.join_code or "",
-    )
-
-
-def _import_info(row: ImportSource) -> ImportInfo:
-    return ImportInfo(row.id, row.label, row.file_name, row.created_by, row.created_at, row.judgments)
-
-
-def _query_info(entry: SessionQuery, query: QueryRecord) -> SessionQueryInfo:
-    return SessionQueryInfo(
-        entry.id,
-        entry.session_id,
-        entry.position,
-        entry.qid,
-        query.id,
-        query.key,
-        query.text,
-        query.image_sha,
-        query.image_path,
-    )
 
 
 def _upsert(session: Session, query_id: int, doc_id: str, rater: str, grade: int | None, session_id: int) -> int:
@@ -192,19 +102,19 @@ class JudgmentStore:
             session.flush()
             if owner:
                 session.add(SessionMember(session_id=row.id, rater=owner, joined_at=utcnow()))
-            return _session_info(row)
+            return session_info(row)
 
     def session(self, name: str) -> SessionInfo | None:
         with self._read() as session:
             row = session.scalar(select(JudgingSession).where(JudgingSession.name == name))
-            return _session_info(row) if row else None
+            return session_info(row) if row else None
 
     def session_by_code(self, join_code: str) -> SessionInfo | None:
         if not join_code:
             return None
         with self._read() as session:
             row = session.scalar(select(JudgingSession).where(JudgingSession.join_code == join_code))
-            return _session_info(row) if row else None
+            return session_info(row) if row else None
 
     def sessions(self, member: str | None = None) -> list[SessionInfo]:
         """Every session, or those ``member`` belongs to."""
@@ -214,7 +124,7 @@ class JudgmentStore:
                 SessionMember.rater == member
             )
         with self._read() as session:
-            return [_session_info(row) for row in session.scalars(statement)]
+            return [session_info(row) for row in session.scalars(statement)]
 
     def owned_count(self, owner: str) -> int:
         with self._read() as session:
@@ -283,12 +193,12 @@ class JudgmentStore:
             session.flush()
             for query_id, doc_id, grade in rows:
                 _upsert(session, query_id, doc_id, f"{IMPORT_PREFIX}{source.id}", grade, session_id)
-            return _import_info(source)
+            return import_info(source)
 
     def imports(self, session_id: int) -> list[ImportInfo]:
         with self._read() as session:
             statement = select(ImportSource).where(ImportSource.session_id == session_id).order_by(ImportSource.id)
-            return [_import_info(row) for row in session.scalars(statement)]
+            return [import_info(row) for row in session.scalars(statement)]
 
     # ------------------------------------------------------------------------------ queries
 
@@ -311,7 +221,7 @@ class JudgmentStore:
                 select(SessionQuery).where(SessionQuery.session_id == session_id, SessionQuery.query_id == query_id)
             )
             if existing is not None:
-                return _query_info(existing, query), False
+                return query_info(existing, query), False
             taken = set(session.scalars(select(SessionQuery.qid).where(SessionQuery.session_id == session_id)))
             if qid in taken:
                 raise ValueError(f"qid {qid!r} already names another query of this session")
@@ -325,7 +235,7 @@ class JudgmentStore:
             entry = SessionQuery(session_id=session_id, query_id=query_id, position=position, qid=qid)
             session.add(entry)
             session.flush()
-            return _query_info(entry, query), True
+            return query_info(entry, query), True
 
     def query_count(self, session_id: int) -> int:
         with self._read() as session:
@@ -339,7 +249,7 @@ class JudgmentStore:
             .order_by(SessionQuery.position)
         )
         with self._read() as session:
-            return [_query_info(entry, query) for entry, query in session.execute(statement)]
+            return [query_info(entry, query) for entry, query in session.execute(statement)]
 
     # ------------------------------------------------------------------------- shown rankings
 

@@ -11,7 +11,7 @@ import torch
 from mmr.config import Settings
 from mmr.corpus.format import Corpus
 from mmr.index import IndexMismatchError, IndexParams
-from mmr.methods.lsr.dev import DevProbe, postings_per_query
+from mmr.methods.lsr.dev import DevProbe, choose_query_cut, postings_per_query
 from mmr.methods.lsr.head import (
     SparseHead,
     TermSubsetHead,
@@ -34,7 +34,7 @@ from mmr.methods.lsr.report import (
 )
 from mmr.methods.lsr.retriever import LSRRetriever, explain_match
 from mmr.methods.lsr.tables import TeacherTables
-from mmr.methods.lsr.training import LSRTraining, choose_query_cut, train_epoch
+from mmr.methods.lsr.training import LSRTraining, train_epoch
 from mmr.methods.lsr.words import Word, words_of
 from mmr.retrievers.base import Resources
 from mmr.training.common import Manifest

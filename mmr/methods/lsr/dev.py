@@ -28,6 +28,18 @@ from mmr.training.data import mrr_at_10, mrr_at_10_of_scores
 DEV_SETS = (("stamps", "images"), ("mixed", "mixed"))  # (collection, benchmark setting)
 
 
+def choose_query_cut(scores: dict[int, float], tolerance: float) -> int | None:
+    """The fewest query terms whose dev MRR@10 is within ``tolerance`` of the unpruned query's; None: keep all.
+
+    ``scores`` maps a cut to its dev MRR@10; the largest cut must be the whole vocabulary (no pruning).
+    """
+    full_cut = max(scores)
+    for cut in sorted(scores):
+        if scores[cut] >= scores[full_cut] - tolerance:
+            return None if cut == full_cut else cut
+    return None
+
+
 def postings_per_query(queries: torch.Tensor, documents: torch.Tensor) -> float:
     """Mean over queries of the postings in the lists of the query's terms: the work of an exhaustive
     term-at-a-time traversal (what ``SparseIndex.postings_in_query_lists`` counts on a built index)."""

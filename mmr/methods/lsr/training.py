@@ -20,7 +20,7 @@ import torch
 
 from mmr.config import Settings
 from mmr.encoders.registry import STAND_INS, checkpoint_path
-from mmr.methods.lsr.dev import DevProbe, dev_probes, mean_over, relative_cost
+from mmr.methods.lsr.dev import DevProbe, choose_query_cut, dev_probes, mean_over, relative_cost
 from mmr.methods.lsr.head import (
     SPARSITY_PENALTIES,
     SparseHead,
@@ -43,11 +43,11 @@ from mmr.methods.lsr.student import (
 )
 from mmr.methods.lsr.tables import TeacherTables, teacher_tables
 from mmr.methods.lsr.teacher import TEACHER_CHOICES, choose_teacher, load_teacher, teacher_tag
-from mmr.progress import ProgressBar
 from mmr.retrievers.base import Resources
 from mmr.retrievers.trained import DualEncoderModel
 from mmr.training.common import MANIFEST, CheapestWithinTie, Manifest, minibatches, seed_everything
 from mmr.training.data import TrainingData, load_training_data, unlabelled_wordnet_pairs
+from mmr.training.stack import train_steps
 
 log = logging.getLogger(__name__)
 
@@ -133,18 +133,6 @@ class LSRTraining:
             raise ValueError("a query student stands in for the teacher's queries: it needs query_encoder=teacher")
 
 
-def choose_query_cut(scores: dict[int, float], tolerance: float) -> int | None:
-    """The fewest query terms whose dev MRR@10 is within ``tolerance`` of the unpruned query's; None: keep all.
-
-    ``scores`` maps a cut to its dev MRR@10; the largest cut must be the whole vocabulary (no pruning).
-    """
-    full_cut = max(scores)
-    for cut in sorted(scores):
-        if scores[cut] >= scores[full_cut] - tolerance:
-            return None if cut == full_cut else cut
-    return None
-
-
 def train_epoch(
     head: SparseHead,
     tables: TeacherTables,
@@ -161,11 +149,16 @@ def train_epoch(
     sums = {"distill": 0.0, "penalty": 0.0, "restricted": 0}
     batches = list(minibatches(len(tables.query_row), hp.batch_size, rng))
     lexical = head.query_weights is not None
-    for batch in ProgressBar(batches, desc=label, unit="batch", leave=False):
+    done = 0
+
+    def loss_of(batch: np.ndarray) -> torch.Tensor:
+        nonlocal done
+        at = step + done  # the schedules read the global step
+        done += 1
         q_rows, d_rows = tables.query_row[batch], tables.document_row[batch]
         if hp.hard_negatives:
             d_rows = np.concatenate([d_rows, tables.hard_negatives_for(batch, rng)])
-        restrict = rng.random() < expansion_off_probability(step, total_steps, hp.anneal_fraction, hp.expansion_floor)
+        restrict = rng.random() < expansion_off_probability(at, total_steps, hp.anneal_fraction, hp.expansion_floor)
         own = vocabulary.mask([tables.query_terms[r] for r in q_rows]) if restrict or lexical else None
         d_mask = document_mask([tables.document_terms[r] for r in d_rows], vocabulary) if restrict else None
         q_dense, d_dense = tables.queries[q_rows], tables.documents[d_rows]
@@ -174,15 +167,14 @@ def train_epoch(
         d_sparse = head(d_dense, d_mask)
         distill = distillation_loss(q_sparse, d_sparse, q_dense, d_dense, hp.teacher_temperature)
         q_penalty, d_penalty = penalty(q_sparse), penalty(d_sparse)
-        q_weight = regulariser_weight(step, warmup, hp.penalty_query)
-        loss = distill + q_weight * q_penalty + regulariser_weight(step, warmup, hp.penalty_document) * d_penalty
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        step += 1
         sums["distill"] += float(distill.detach())
         sums["penalty"] += float(q_penalty.detach() + d_penalty.detach())
         sums["restricted"] += int(restrict)
+        q_weight = regulariser_weight(at, warmup, hp.penalty_query)
+        return distill + q_weight * q_penalty + regulariser_weight(at, warmup, hp.penalty_document) * d_penalty
+
+    train_steps(batches, loss_of, optimizer, desc=label, unit="batch")
+    step += done
     n = max(1, len(batches))
     return step, {
         "loss_distill": round(sums["distill"] / n, 4),

@@ -7,8 +7,8 @@ module), ``[lead]`` the special tokens the text backbone starts a text with ([CL
 L2-normalised output is the document embedding. Queries and text documents go through the same encoder with
 no visual tokens, so before training a query embeds exactly as the text backbone embeds it.
 
-The pooling is the backbone's: the stand-in MiniLM was trained for mean-pooled sentence embeddings (its [CLS]
-state was never trained to summarise anything); T5-ANCE pools on its first decoder state, as MARVEL does.
+The pooling is the backbone's: the stand-in sentence encoder was trained for mean-pooled embeddings (its
+[CLS] state was never trained to summarise anything); T5-ANCE pools on its first decoder state, as MARVEL does.
 
 The forward pass can stop after ``k`` layers and resume from there (``lower``/``upper``): when the visual
 module and the bottom layers are frozen, the trainers compute the states at layer ``k`` once and train

@@ -10,7 +10,7 @@ from mmr.encoders.neighbours import CaptionPool
 from mmr.methods import visual_training
 from mmr.methods.marvel import MarvelRetriever
 from mmr.methods.visual_captions import SAVED_KEY, borrowed_captioner
-from mmr.methods.visual_states import lower_states
+from mmr.methods.visual_states import grid_rows, lower_states
 from mmr.methods.visual_tokens import VisualTokenConfig, VisualTokenEncoder, load_language_model, load_saved
 from mmr.methods.visual_training import MarvelStages, StageTrainer
 
@@ -114,6 +114,19 @@ def test_split_forward_and_cached_states_equal_the_full_pass(tiny_bert):
             # rows padded to another batch's width, then trimmed again, give the same vectors (fp16 cache)
             cached = model.upper(*states.take([2, 0]), layers)
             torch.testing.assert_close(cached, full[[2, 0]], atol=2e-3, rtol=2e-3)
+
+
+def test_cached_image_documents_with_captions_of_any_length_equal_the_full_pass(tiny_bert):
+    model = make_encoder(tiny_bert).eval()
+    grid = grids(4)
+    captions = ["red flower", "", "blue cat and a dog", "a"]  # padded within a batch, unpadded in the cache
+    with torch.no_grad():
+        full = model.embed(*model.image_inputs(torch.from_numpy(grid.astype(np.float32)), captions))
+        for layers in range(model.num_layers + 1):
+            inputs = lambda r: model.image_inputs(grid_rows(grid, r), [captions[i] for i in r])  # noqa: E731
+            states = lower_states(model, inputs, 4, layers, batch_size=3)
+            cached = model.upper(*states.take([2, 1, 3, 0]), layers)
+            torch.testing.assert_close(cached, full[[2, 1, 3, 0]], atol=2e-3, rtol=2e-3)
 
 
 def test_stage_one_trains_only_the_visual_module(tiny_bert):

@@ -179,7 +179,7 @@ def sessions(
 
 def timing_table(status, wall_seconds: float) -> str:
     """Per method: what happened, how long it took, its dev score (what the README's timing table quotes)."""
-    lines = ["", "| method | result | seconds | dev MRR@10 (chosen on) |", "|---|---|---|---|"]
+    lines = ["", "| method | result | seconds | dev MRR@10 (stamps) |", "|---|---|---|---|"]
     for name, method in status.methods.items():
         dev = f"{method.dev_mrr_at_10:.3f}" if method.dev_mrr_at_10 is not None else ""
         result = method.state if not method.error else f"{method.state}: {method.error}"
@@ -376,7 +376,7 @@ def trained_models_table(settings: Settings) -> str:
 
     lines = [
         "",
-        "| model | dev MRR@10 (chosen on) | train seconds | data | seed | date |",
+        "| model | dev MRR@10 (stamps) | train seconds | data | seed | date |",
         "|---|---|---|---|---|---|",
     ]
     for entry in overview(settings, [name for name, spec in RETRIEVERS.items() if spec.trainer]):

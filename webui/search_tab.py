@@ -16,7 +16,6 @@ import gradio as gr
 
 from mmr.limits import MAX_RETRIEVERS_PER_SEARCH, MAX_UPLOAD_BYTES, LimitError, distinct_retrievers
 from mmr.queries import QueryInputError, prepare_query
-from mmr.training.status import DONE, read_status
 from webui.about import retrievers_markdown
 from webui.cards import (
     MODALITY_CHOICES,
@@ -32,13 +31,12 @@ from webui.cards import (
 )
 from webui.context import AppResources
 from webui.identity import IdentityError
-from webui.training_panel import training_active, training_html
+from webui.training_panel import picker_now, training_panel, training_tick
 
 MAX_COLUMNS = MAX_RETRIEVERS_PER_SEARCH
 TOP_K = 10
 GRADE_CHOICES = [("0 not relevant", "0"), ("1 related", "1"), ("2 relevant", "2"), ("3 perfect", "3")]
 DEFAULT_RETRIEVERS = 3
-TRAINING_REFRESH_SECONDS = 2.0
 
 
 @dataclass
@@ -280,52 +278,19 @@ def _build_detail_panel() -> tuple[gr.Group, gr.Image, gr.Markdown, gr.Button]:
     return detail, image, text, close
 
 
-def _loaded_methods(resources: AppResources) -> set[str]:
-    return {name for name, _ in resources.service.retrievers}
-
-
-def _training_panel(resources: AppResources) -> tuple[gr.HTML, gr.Timer]:
-    # Both as of each page load: the panel's value is computed then, and the timer ticks at least once,
-    # which brings the picker up to date and stops the timer when nothing trains.
-    panel = gr.HTML(
-        lambda: training_html(read_status(resources.settings), _loaded_methods(resources)),
-        elem_id="training-status",
-        padding=False,
-    )
-    return panel, gr.Timer(TRAINING_REFRESH_SECONDS, active=True)
-
-
-def _picker_now(resources: AppResources, collection: str):
-    choices = resources.retriever_choices(collection) if collection in resources.service.collections else []
-    return gr.CheckboxGroup(choices=choices), [name for _, name in choices]
-
-
-def _training_tick(resources: AppResources, collection: str, shown: list | None):
-    """The panel, the picker's choices if methods came in since ``shown``, and whether to keep ticking."""
-    status = read_status(resources.settings)
-    picker, names = _picker_now(resources, collection)
-    if names == shown:
-        picker = gr.skip()
-    loaded = _loaded_methods(resources)
-    panel = training_html(status, loaded)
-    # a release published in the last moments is loaded on the watcher's next turn: tick until it is in
-    pending = status is not None and any(m.state == DONE and name not in loaded for name, m in status.methods.items())
-    return panel, picker, names, gr.Timer(active=training_active(status) or pending)
-
-
 def build_search_tab(demo: gr.Blocks, resources: AppResources, who: gr.State) -> None:
     query = _build_query_panel(resources)
-    training, timer = _training_panel(resources)
+    training, timer = training_panel(resources)
     shown_choices = gr.State([name for _, name in resources.retriever_choices(query.collection.value)])
     # The picker was built when the app started; a page opened later lists what is loaded by then.
     demo.load(
-        lambda collection: _picker_now(resources, collection),
+        lambda collection: picker_now(resources, collection),
         inputs=query.collection,
         outputs=[query.retrievers, shown_choices],
         api_visibility="private",
     )
     timer.tick(
-        lambda collection, shown: _training_tick(resources, collection, shown),
+        lambda collection, shown: training_tick(resources, collection, shown),
         inputs=[query.collection, shown_choices],
         outputs=[training, query.retrievers, shown_choices, timer],
         api_visibility="private",
@@ -373,7 +338,7 @@ def build_search_tab(demo: gr.Blocks, resources: AppResources, who: gr.State) ->
         api_visibility="private",
     )
     query.collection.change(
-        lambda name: _picker_now(resources, name),
+        lambda name: picker_now(resources, name),
         inputs=query.collection,
         outputs=[query.retrievers, shown_choices],
         api_visibility="private",

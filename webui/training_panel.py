@@ -2,7 +2,8 @@
 
 Rendered from the trainer's status file (mmr.training.status) and the service's loaded releases; the
 Search tab re-renders it on a timer while something is training, and adds each method to the picker
-as soon as the app has loaded it.
+as soon as the app has loaded it. The panel's Gradio pieces (the panel, its timer, the tick that refreshes
+both and the picker) are below the rendering; search_tab.py wires them to its events.
 """
 
 from __future__ import annotations
@@ -10,8 +11,13 @@ from __future__ import annotations
 import html
 import time
 
+import gradio as gr
+
 from mmr.retrievers import RETRIEVERS
-from mmr.training.status import DONE, FAILED, INTERRUPTED, QUEUED, RUNNING, SKIPPED, PipelineStatus
+from mmr.training.status import DONE, FAILED, INTERRUPTED, QUEUED, RUNNING, SKIPPED, PipelineStatus, read_status
+from webui.context import AppResources
+
+TRAINING_REFRESH_SECONDS = 2.0
 
 TRAINING_CSS = """
 #training-status .training-row { display: flex; gap: 8px; align-items: center; font-size: 13px; margin: 2px 0; }
@@ -95,3 +101,39 @@ def training_html(status: PipelineStatus | None, loaded: set[str], now: float | 
 
 def training_active(status: PipelineStatus | None) -> bool:
     return bool(status and status.alive and status.active())
+
+
+# ----------------------------------------------------------------------------- the panel in the Search tab
+
+
+def loaded_methods(resources: AppResources) -> set[str]:
+    return {name for name, _ in resources.service.retrievers}
+
+
+def training_panel(resources: AppResources) -> tuple[gr.HTML, gr.Timer]:
+    # Both as of each page load: the panel's value is computed then, and the timer ticks at least once,
+    # which brings the picker up to date and stops the timer when nothing trains.
+    panel = gr.HTML(
+        lambda: training_html(read_status(resources.settings), loaded_methods(resources)),
+        elem_id="training-status",
+        padding=False,
+    )
+    return panel, gr.Timer(TRAINING_REFRESH_SECONDS, active=True)
+
+
+def picker_now(resources: AppResources, collection: str):
+    choices = resources.retriever_choices(collection) if collection in resources.service.collections else []
+    return gr.CheckboxGroup(choices=choices), [name for _, name in choices]
+
+
+def training_tick(resources: AppResources, collection: str, shown: list | None):
+    """The panel, the picker's choices if methods came in since ``shown``, and whether to keep ticking."""
+    status = read_status(resources.settings)
+    picker, names = picker_now(resources, collection)
+    if names == shown:
+        picker = gr.skip()
+    loaded = loaded_methods(resources)
+    panel = training_html(status, loaded)
+    # a release published in the last moments is loaded on the watcher's next turn: tick until it is in
+    pending = status is not None and any(m.state == DONE and name not in loaded for name, m in status.methods.items())
+    return panel, picker, names, gr.Timer(active=training_active(status) or pending)

@@ -172,7 +172,8 @@ class EncoderStack(TextStack):
     says how it embeds positions, which mask it attends with, how a layer is called and how it pools."""
 
     def _positions(self, embeds: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        # BERT's and CLIP's embedding modules both add absolute positions to given input embeddings
+        return self.model.embeddings(inputs_embeds=embeds)
 
     def _attention(self, hidden: torch.Tensor, mask: torch.Tensor):
         raise NotImplementedError
@@ -211,9 +212,6 @@ class BertStack(EncoderStack):
     def layers(self) -> nn.ModuleList:
         return self.model.encoder.layer
 
-    def _positions(self, embeds: torch.Tensor) -> torch.Tensor:
-        return self.model.embeddings(inputs_embeds=embeds)
-
     def _attention(self, hidden: torch.Tensor, mask: torch.Tensor):
         from transformers.masking_utils import create_bidirectional_mask
 
@@ -236,9 +234,6 @@ class CLIPTextStack(EncoderStack):
     @property
     def layers(self) -> nn.ModuleList:
         return self.model.encoder.layers
-
-    def _positions(self, embeds: torch.Tensor) -> torch.Tensor:
-        return self.model.embeddings(inputs_embeds=embeds)
 
     def _attention(self, hidden: torch.Tensor, mask: torch.Tensor):
         from transformers.masking_utils import create_causal_mask

@@ -34,7 +34,7 @@ from mmr.corpus.splits import load_benchmark
 from mmr.encoders.base import ImageFeatures
 from mmr.encoders.neighbours import CaptionPool, NeighbourCaptioner
 from mmr.encoders.registry import STAND_INS
-from mmr.methods.univl_model import UniVLConfig, UniVLEncoder, build_model, load_model, save_model
+from mmr.methods.univl_model import UniVLConfig, UniVLEncoder, build_model, load_model, save_model, text_side_tag
 from mmr.methods.univl_training import (
     DevData,
     TrainSet,
@@ -91,7 +91,10 @@ class UniVLDRRetriever(TrainedDenseRetriever):
         captioner = None
         if model.config.borrowed_neighbours:
             captioner = NeighbourCaptioner(CaptionPool.load(folder), model.config.borrowed_neighbours)
-        return UniVLEncoder(model, tokenizer, words, device=resolve_device(resources.device), captioner=captioner)
+        text_cache = resources.settings.features_dir / "text-towers" / text_side_tag(model)
+        return UniVLEncoder(
+            model, tokenizer, words, device=resolve_device(resources.device), captioner=captioner, text_cache=text_cache
+        )
 
     def explain(self, query: Query, doc_id: str) -> dict | None:
         """What an image document's side says in words: its class names and the captions it borrowed."""

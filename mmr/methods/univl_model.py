@@ -12,6 +12,7 @@ embedded by the frozen text backbone) join the sum: the nearest this project get
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmr.encoders.base import ImageFeatures, batched
+from mmr.encoders.cache import MIN_CACHED_BATCH, cached_encoding
 from mmr.encoders.neighbours import NeighbourCaptioner
 from mmr.encoders.registry import STAND_INS, checkpoint_path
 from mmr.encoders.text_stack import TextStack, open_text_stack
@@ -174,6 +176,18 @@ def save_model(model: UniVLModel, folder: Path) -> None:
     model.config.save(folder)
 
 
+def text_side_tag(model: UniVLModel) -> str:
+    """What a text's vector depends on: the backbone, the length cut and the text tower's trainable weights (the
+    frozen rest is the backbone's). Models that share it embed every text alike: UniVL-DR's hard-negative stage
+    keeps the in-batch model's tower, and a checkpoint from the head stage keeps the backbone's own."""
+    digest = hashlib.sha256(f"{model.config.text_base}|{model.config.max_length}".encode())
+    weights = dict(model.text.stack.model.named_parameters())
+    for name in sorted(model.text.trainable_names()):
+        digest.update(name.encode())
+        digest.update(weights[name].detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def load_model(folder: Path) -> tuple[UniVLModel, object]:
     from safetensors.torch import load_file
 
@@ -201,7 +215,11 @@ class UniVLEncoder:
         device: str = "cpu",
         batch_size: int = 64,
         captioner: NeighbourCaptioner | None = None,
+        text_cache: Path | None = None,
     ):
+        """``text_cache``: a folder named by ``text_side_tag``, where large batches of texts are kept once embedded
+        (the mixed collection's 5,000 glosses are embedded for dev and for each index of every model that shares
+        the tower); None embeds every time."""
         if model.config.borrowed_neighbours and captioner is None:
             raise ValueError("this model adds borrowed captions to images: it needs its caption pool")
         self.model = model.to(device).eval()
@@ -211,11 +229,13 @@ class UniVLEncoder:
         self.device = device
         self.batch_size = batch_size
         self.dim = model.dim
+        self.text_cache = text_cache
 
     @torch.inference_mode()
     def _text_vectors(self, texts: Sequence[str], normalise: bool = True) -> torch.Tensor:
         parts = []
-        for chunk in batched([t if t and t.strip() else " " for t in texts], self.batch_size):
+        progress = "text tower" if len(texts) >= 4 * MIN_CACHED_BATCH else False
+        for chunk in batched([t if t and t.strip() else " " for t in texts], self.batch_size, progress):
             batch = self.tokenizer(
                 list(chunk), padding=True, truncation=True, max_length=self.model.config.max_length, return_tensors="pt"
             ).to(self.device)
@@ -224,7 +244,10 @@ class UniVLEncoder:
         return F.normalize(vectors, dim=-1) if normalise else vectors
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        return self._text_vectors(texts).float().cpu().numpy()
+        def encode(batch: list[str]) -> np.ndarray:
+            return self._text_vectors(batch).float().cpu().numpy()
+
+        return encode(list(texts)) if self.text_cache is None else cached_encoding(self.text_cache, list(texts), encode)
 
     def verbalisations(self, features: ImageFeatures) -> list[str]:
         """The words each image is verbalised as (its top ImageNet class names); empty if it is not."""

@@ -577,3 +577,11 @@ def test_the_teacher_is_the_one_named_or_the_best_trained_one(tmp_path):
     assert choose_teacher(settings, "best") == "dense-inbatch"
     with pytest.raises(ValueError, match="not one of"):
         LSRTraining(teacher="bm25")
+
+
+def test_text_modes_are_checked_when_set_and_expanded_alone_by_default():
+    assert LSRTraining().text_modes == ("expanded",)
+    assert LSRTraining(text_modes=("expanded", "own_tokens")).text_modes == ("expanded", "own_tokens")
+    for wrong in ((), ("expand",)):
+        with pytest.raises(ValueError, match="text_modes"):
+            LSRTraining(text_modes=wrong)

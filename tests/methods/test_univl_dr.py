@@ -8,8 +8,16 @@ import torch
 import torch.nn.functional as F
 
 from mmr.encoders.base import ImageFeatures
+from mmr.encoders.cache import MIN_CACHED_BATCH
 from mmr.encoders.neighbours import CaptionPool, NeighbourCaptioner
-from mmr.methods.univl_model import UniVLConfig, UniVLEncoder, build_model, load_model, save_model
+from mmr.methods.univl_model import (
+    UniVLConfig,
+    UniVLEncoder,
+    build_model,
+    load_model,
+    save_model,
+    text_side_tag,
+)
 from mmr.methods.univl_training import (
     DevData,
     UniVLStage,
@@ -115,6 +123,23 @@ def test_only_top_layers_and_image_head_train_and_are_saved(tiny_bert, tmp_path)
     a = UniVLEncoder(model, tokenizer, words).encode_images(features)
     b = UniVLEncoder(loaded, tokenizer, words).encode_images(features)
     np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_models_that_share_a_text_tower_share_its_cached_texts_and_a_trained_tower_does_not(tiny_bert, tmp_path):
+    model, tokenizer = build_model(tiny_config(tiny_bert))
+    twin, _ = build_model(tiny_config(tiny_bert))
+    torch.nn.init.normal_(twin.image_proj[-1].weight)  # another image side: the texts are still embedded alike
+    assert text_side_tag(twin) == text_side_tag(model)
+    texts = [f"a {NAMES[i % 8]} {NAMES[i % 7]}" for i in range(MIN_CACHED_BATCH)]
+    folder = tmp_path / text_side_tag(model)
+    first = UniVLEncoder(model, tokenizer, words, text_cache=folder).encode_texts(texts)
+    np.testing.assert_allclose(first, UniVLEncoder(model, tokenizer, words).encode_texts(texts), atol=1e-6)
+    assert len(list(folder.glob("texts-*.npy"))) == 1
+    with torch.no_grad():
+        model.text.stack.model.encoder.layer[1].output.dense.bias.add_(1.0)  # the top layer trained
+    assert text_side_tag(model) != text_side_tag(twin)
+    read_back = UniVLEncoder(twin, tokenizer, words, text_cache=folder).encode_texts(texts)
+    np.testing.assert_array_equal(read_back, first)
 
 
 # ----------------------------------------------------------------------------- verbalisation

@@ -20,7 +20,7 @@ import torch
 
 from mmr.config import Settings
 from mmr.encoders.registry import STAND_INS, checkpoint_path
-from mmr.methods.lsr.dev import DevProbe, choose_query_cut, dev_probes, mean_over, relative_cost
+from mmr.methods.lsr.dev import TEXT_MODES, DevProbe, choose_query_cut, dev_probes, mean_over, relative_cost
 from mmr.methods.lsr.head import (
     SPARSITY_PENALTIES,
     SparseHead,
@@ -78,6 +78,10 @@ class LSRTraining:
     # ``query_cut_tolerance`` of the whole query. Every posting list a query skips is work saved.
     query_cuts: tuple[int, ...] = (8, 16, 32, 64, 128, 256)
     query_cut_tolerance: float = 0.005
+    # The serving-time text modes (dev.TEXT_MODES) every checkpoint is scored and may be chosen in. Texts kept to
+    # their own tokens scored .004-.025 on both dev sets at every epoch of every run logged, against .19-.36
+    # expanded (docs/findings.md), and scoring them was a third of an epoch; "expanded,own_tokens" brings them back.
+    text_modes: tuple[str, ...] = ("expanded",)
     # The checkpoint: the fewest postings among those within this of the best dev mean (the project's tie);
     # fidelity alone once kept a model three times denser for .002 of dev. 0 restores fidelity alone.
     checkpoint_tolerance: float = 0.005
@@ -125,6 +129,8 @@ class LSRTraining:
             raise ValueError("epochs and batch_size must be at least 1, penalty weights not negative")
         if self.query_encoder not in QUERY_ENCODERS:
             raise ValueError(f"query_encoder {self.query_encoder!r} is not one of {list(QUERY_ENCODERS)}")
+        if not self.text_modes or set(self.text_modes) - set(TEXT_MODES):
+            raise ValueError(f"text_modes {self.text_modes} must be some of {list(TEXT_MODES)}")
         if self.hard_negatives < 0:
             raise ValueError(f"hard_negatives {self.hard_negatives} is negative")
         if self.query_student not in QUERY_STUDENTS:
@@ -289,7 +295,7 @@ def fit(
         # Only checkpoints at full penalty weight may be chosen; before that, the first dev setting alone
         # shows the curve (the mixed collection's dense early vectors cost ~15 s an epoch to score).
         scored = probes if full_penalty else probes[:1]
-        dev = {key: value for probe in scored for key, value in probe.score(head).items()}
+        dev = {key: value for probe in scored for key, value in probe.score(head, hp.text_modes).items()}
         history.append(
             {
                 "stage": f"epoch {epoch}",
@@ -301,7 +307,7 @@ def fit(
         )
         log.info("lsr %s", history[-1])
         if full_penalty:
-            for mode in ("expanded", "own_tokens"):
+            for mode in hp.text_modes:
                 best.offer(
                     mean_over(probes, dev, mode), relative_cost(probes, dev, mode), head, f"epoch {epoch}|{mode}"
                 )
@@ -341,11 +347,11 @@ def train(
     best.restore(head)
     epoch_tag, mode = best.tag.split("|")
     cuts = (*hp.query_cuts, vocabulary.size)
-    by_probe = {probe.name: probe.query_cut_scores(head, mode == "expanded", cuts) for probe in probes}
+    by_probe = {probe.name: probe.query_cut_scores(head, TEXT_MODES[mode], cuts) for probe in probes}
     # What the student costs: the chosen head over the teacher's own query vectors, which it did not train on.
     teacher_queries = {
         f"dev_{probe.name}_head_over_teacher_queries": round(
-            probe.mrr(*probe.encode(head, mode == "expanded", probe.queries)), 4
+            probe.mrr(*probe.encode_sparse(head, TEXT_MODES[mode], probe.queries)), 4
         )
         for probe in probes
         if student is not None
@@ -359,7 +365,7 @@ def train(
         teacher.dim,
         embeddings.shape[1],
         embeddings.shape[0],
-        expand_texts=mode == "expanded",
+        expand_texts=TEXT_MODES[mode],
         query_terms=query_terms,
         query_encoder=hp.query_encoder,
         query_student=hp.query_student,

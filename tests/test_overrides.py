@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mmr.cli import app
-from mmr.methods.lsr.training import LSRTraining
+from mmr.methods.lsr.settings import LSRTraining
 from mmr.training.overrides import OverrideError, apply_overrides
 
 

@@ -97,7 +97,7 @@ RETRIEVERS: dict[str, RetrieverSpec] = {
         trained=True,
         description="a frozen dense retriever's vectors mapped to MiniLM vocabulary weights; Seismic inverted index",
         trainer="mmr.methods.lsr:train",
-        hyperparameters="mmr.methods.lsr.training:LSRTraining",
+        hyperparameters="mmr.methods.lsr.settings:LSRTraining",
         after=("dense-inbatch",),
     ),
     "dense-inbatch": RetrieverSpec(

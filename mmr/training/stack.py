@@ -181,12 +181,17 @@ def train_steps(
     desc: str = "",
     total: int | None = None,
     unit: str = "step",
+    bfloat16: bool = False,
 ) -> float:
     """One optimiser step per batch; returns the mean loss. ``clip`` clips those parameters' gradient
-    norm to 1 before each step."""
+    norm to 1 before each step. ``bfloat16`` computes each loss under autocast to bfloat16: its matrix
+    products run in bfloat16 (several times faster where the CPU has bfloat16 units), while weights,
+    gradients and the optimiser stay float32."""
     losses = []
+    device = next(p.device.type for group in optimizer.param_groups for p in group["params"])
     for batch in ProgressBar(batches, desc=desc, total=total, unit=unit, leave=False):
-        loss = loss_of(batch)
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bfloat16):
+            loss = loss_of(batch)
         optimizer.zero_grad()
         loss.backward()
         if clip is not None:

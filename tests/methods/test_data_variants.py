@@ -170,7 +170,7 @@ def test_options_are_checked_when_set_from_the_command_line():
 
 def test_each_trainer_starts_from_the_data_its_served_model_was_trained_on():
     from mmr.methods import marvel, univl_dr
-    from mmr.methods.lsr.training import LSRTraining
+    from mmr.methods.lsr.settings import LSRTraining
     from mmr.retrievers import retriever_spec, served_hyperparameters
 
     assert served_hyperparameters(retriever_spec("dense-inbatch")) is univl_dr.SERVED_DATA

@@ -33,8 +33,9 @@ from mmr.methods.lsr.report import (
     top_terms_own_share,
 )
 from mmr.methods.lsr.retriever import LSRRetriever, explain_match
+from mmr.methods.lsr.settings import LSRTraining
 from mmr.methods.lsr.tables import TeacherTables
-from mmr.methods.lsr.training import LSRTraining, train_epoch
+from mmr.methods.lsr.training import train_epoch
 from mmr.methods.lsr.words import Word, words_of
 from mmr.retrievers.base import Resources
 from mmr.training.common import Manifest

@@ -17,8 +17,9 @@ from mmr.methods.lsr.head import SparseHead, Vocabulary
 from mmr.methods.lsr.index import SparseIndex
 from mmr.methods.lsr.model import LEXICAL_QUERIES, LSRConfig, LSRModel
 from mmr.methods.lsr.retriever import LSRRetriever
+from mmr.methods.lsr.settings import LSRTraining
 from mmr.methods.lsr.tables import TeacherTables
-from mmr.methods.lsr.training import LSRTraining, head_optimizer, train_epoch
+from mmr.methods.lsr.training import head_optimizer, train_epoch
 from mmr.retrievers.base import Resources
 from mmr.types import Document, Query
 

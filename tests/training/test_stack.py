@@ -100,6 +100,24 @@ def test_train_steps_steps_once_per_batch_and_returns_the_mean_loss():
     assert float(weight) == pytest.approx(4.0 - 3 * 0.1)
 
 
+def test_train_steps_in_bfloat16_multiplies_in_bfloat16_and_keeps_float32_weights():
+    layer = torch.nn.Linear(8, 4)
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
+    products = []
+
+    def loss_of(batch):
+        out = layer(batch)
+        products.append(out.dtype)
+        return out.float().pow(2).mean()
+
+    before = layer.weight.detach().clone()
+    train_steps([torch.randn(3, 8)], loss_of, optimizer, bfloat16=True)
+    train_steps([torch.randn(3, 8)], loss_of, optimizer)
+    assert products == [torch.bfloat16, torch.float32]
+    assert layer.weight.dtype == torch.float32 and layer.weight.grad.dtype == torch.float32
+    assert not torch.equal(layer.weight, before)
+
+
 def test_dev_log_keeps_the_best_state_counts_stale_scores_and_writes_every_score():
     module = torch.nn.Linear(1, 1, bias=False)
     log = DevLog()

@@ -182,7 +182,7 @@ def regulariser_weight(step: int, warmup_steps: int, final_weight: float) -> flo
 
 def l1_penalty(weights: torch.Tensor) -> torch.Tensor:
     """Mean over the batch of each vector's total weight (weights are non-negative, so this is L1)."""
-    return weights.sum(dim=1).mean()
+    return weights.float().sum(dim=1).mean()
 
 
 def flops_penalty(weights: torch.Tensor) -> torch.Tensor:
@@ -193,7 +193,7 @@ def flops_penalty(weights: torch.Tensor) -> torch.Tensor:
     more than the same total weight spread over many short ones, which L1 cannot tell apart: L1
     makes vectors short, FLOPS makes the inverted index cheap to traverse.
     """
-    return weights.mean(dim=0).pow(2).sum()
+    return weights.float().mean(dim=0).pow(2).sum()
 
 
 SPARSITY_PENALTIES = {"l1": l1_penalty, "flops": flops_penalty}
@@ -210,7 +210,8 @@ def distillation_loss(
     both ways (queries over documents and documents over queries). Documents may outnumber the
     queries: hard negatives join the batch as documents with no query of their own."""
     student = query_sparse @ doc_sparse.T
-    teacher = (query_dense @ doc_dense.T) / teacher_temperature
+    with torch.autocast(query_dense.device.type, enabled=False):  # at 1/0.01, bfloat16's rounding would move ranks
+        teacher = (query_dense.float() @ doc_dense.float().T) / teacher_temperature
     forward = torch.nn.functional.cross_entropy(student, teacher.softmax(dim=1))
     backward = torch.nn.functional.cross_entropy(student.T, teacher.T.softmax(dim=1))
     return (forward + backward) / 2

@@ -49,6 +49,10 @@ class MarvelStages:
     # documents then take a full pass each step (the cached states below the trained layers would hold an
     # extractor that no longer exists), 1.7x the cost of an ANCE step. Off: dev tied (docs/findings.md).
     extractor_in_language: bool = False
+    # Each step's products in bfloat16 (stack.train_steps; weights stay float32): on this machine's bfloat16 units
+    # MARVEL's stages took 120 s instead of 148 and CIEA's ANCE stage half its time, dev within noise
+    # (docs/findings.md, "bfloat16").
+    bfloat16: bool = True
 
 
 class StageTrainer:
@@ -216,7 +220,8 @@ class StageTrainer:
             loss = info_nce(q, docs, m.scale(), [self.table.groups[i] for i in batch], symmetric=True)
             return loss if self.auxiliary is None else loss + self.auxiliary.visual_loss(self, batch)
 
-        train_steps(self._batches(examples, steps), loss_of, optimizer, schedule, desc=f"stage {tag}", total=steps)
+        batches = self._batches(examples, steps)
+        train_steps(batches, loss_of, optimizer, schedule, desc=f"stage {tag}", total=steps, bfloat16=s.bfloat16)
         self._states.clear()  # the visual module moved: any cached states are stale
         # The language-model stages need the dev states at the frozen layer anyway: score from them.
         language_follows = self.settings.dpr_epochs > 0 or self.settings.ance_epochs > 0
@@ -253,7 +258,8 @@ class StageTrainer:
             loss = masked_contrastive(q, d, m.scale(), columns, [allowed[i] for i in batch])
             return loss if self.auxiliary is None else loss + self.auxiliary.language_loss(self, batch, k)
 
-        train_steps(self._batches(examples, steps), loss_of, optimizer, schedule, desc=f"stage {tag}", total=steps)
+        batches = self._batches(examples, steps)
+        train_steps(batches, loss_of, optimizer, schedule, desc=f"stage {tag}", total=steps, bfloat16=s.bfloat16)
         if joint:
             self._states.clear()  # every cached image state holds the extractor as it was
         self.dev_score(tag, layers=None if joint else k)

@@ -586,3 +586,15 @@ def test_text_modes_are_checked_when_set_and_expanded_alone_by_default():
     for wrong in ((), ("expand",)):
         with pytest.raises(ValueError, match="text_modes"):
             LSRTraining(text_modes=wrong)
+
+
+def test_pruning_many_rows_keeps_what_pruning_each_row_keeps_ties_and_empty_rows_included():
+    rng = np.random.default_rng(0)
+    rows = sp.random(60, 400, density=0.1, format="csr", random_state=rng, dtype=np.float32)
+    rows.data = np.round(rows.data * 4) / 4 + 0.25  # many equal weights
+    rows = sp.vstack([rows[:10], sp.csr_matrix((1, 400), dtype=np.float32), rows[10:]], format="csr")
+    for keep in (1, 3, 40, 1000):
+        one_by_one = sp.vstack([prune_row(rows[i], keep) for i in range(rows.shape[0])], format="csr")
+        together = prune_rows(rows, keep)
+        assert together.nnz == one_by_one.nnz and (together != one_by_one).nnz == 0
+    assert prune_rows(rows, None).nnz == rows.nnz

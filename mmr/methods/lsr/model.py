@@ -173,10 +173,18 @@ def prune_row(row: sp.csr_matrix, keep: int | None) -> sp.csr_matrix:
 
 
 def prune_rows(rows: sp.csr_matrix, keep: int | None) -> sp.csr_matrix:
-    """Every row of a sparse matrix pruned as ``prune_row`` prunes one."""
+    """Every row of a sparse matrix pruned as ``prune_row`` prunes one (the same terms kept, ties included)."""
+    rows = sp.csr_matrix(rows)
     if keep is None:
-        return sp.csr_matrix(rows)
-    return sp.vstack([prune_row(rows[i], keep) for i in range(rows.shape[0])], format="csr")
+        return rows
+    row_of = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+    # by row, then heaviest first, then stored position: prune_row's stable sort within each row
+    order = np.lexsort((np.arange(rows.nnz), -rows.data, row_of))
+    rank = np.arange(rows.nnz) - rows.indptr[row_of[order]]
+    kept = order[rank < keep]
+    pruned = sp.csr_matrix((rows.data[kept], (row_of[kept], rows.indices[kept])), shape=rows.shape)
+    pruned.sort_indices()
+    return pruned
 
 
 def keep_heaviest(weights: torch.Tensor, keep: int) -> torch.Tensor:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from mmr.device import resolve_device
-from mmr.encoders.base import TextEncoder, batched, l2_normalise
+from mmr.encoders.base import TextEncoder, batched, in_length_order, l2_normalise
 from mmr.encoders.text_stack import masked_mean
 
 
@@ -53,12 +53,16 @@ class HFTextEncoder(TextEncoder):
         texts = [text if text and text.strip() else " " for text in items]
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        parts = []
-        for chunk in batched(texts, batch_size or self.batch_size, progress):
-            batch = self.tokenize(chunk)
-            hidden = self.model(**batch).last_hidden_state
-            parts.append(self.mean_pool(hidden, batch["attention_mask"]).float().cpu().numpy())
-        return l2_normalise(np.concatenate(parts))
+
+        def encode(ordered: list[str]) -> np.ndarray:
+            parts = []
+            for chunk in batched(ordered, batch_size or self.batch_size, progress):
+                batch = self.tokenize(chunk)
+                hidden = self.model(**batch).last_hidden_state
+                parts.append(self.mean_pool(hidden, batch["attention_mask"]).float().cpu().numpy())
+            return np.concatenate(parts)
+
+        return l2_normalise(in_length_order(texts, encode))
 
 
 def packaged_minilm_path() -> Path:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmr.encoders.base import ImageFeatures, batched
+from mmr.encoders.base import ImageFeatures, batched, in_length_order
 from mmr.encoders.cache import MIN_CACHED_BATCH, cached_encoding
 from mmr.encoders.neighbours import NeighbourCaptioner
 from mmr.encoders.registry import STAND_INS, checkpoint_path
@@ -245,7 +245,7 @@ class UniVLEncoder:
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         def encode(batch: list[str]) -> np.ndarray:
-            return self._text_vectors(batch).float().cpu().numpy()
+            return in_length_order(batch, lambda ordered: self._text_vectors(ordered).float().cpu().numpy())
 
         return encode(list(texts)) if self.text_cache is None else cached_encoding(self.text_cache, list(texts), encode)
 

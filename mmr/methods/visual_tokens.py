@@ -243,10 +243,13 @@ class VisualTokenDualEncoder:
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str], progress: bool | str = False) -> np.ndarray:
-        from mmr.encoders.base import batched
+        from mmr.encoders.base import batched, in_length_order
 
-        parts = [self.encoder.embed_texts(chunk) for chunk in batched(list(texts), self.batch_size, progress)]
-        return _stack(parts, self.dim)
+        def encode(ordered: list[str]) -> np.ndarray:
+            parts = [self.encoder.embed_texts(chunk) for chunk in batched(ordered, self.batch_size, progress)]
+            return _stack(parts, self.dim)
+
+        return in_length_order(list(texts), encode)
 
     @torch.inference_mode()
     def encode_images(self, features, progress: bool | str = "visual-token documents") -> np.ndarray:

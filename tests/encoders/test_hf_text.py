@@ -34,3 +34,22 @@ def test_mean_pool_ignores_padding():
 def test_unknown_encoder_lists_the_valid_ones():
     with pytest.raises(UnknownEncoderError, match="Available: .*minilm-l6"):
         load_encoder("clip-vit-b32-typo")
+
+
+def test_texts_are_encoded_shortest_first_and_returned_in_the_order_given(tiny_checkpoint):
+    from mmr.encoders.base import in_length_order
+
+    seen = []
+
+    def encode(texts):
+        seen.append(list(texts))
+        return np.array([[len(t), i] for i, t in enumerate(texts)], np.float32)
+
+    texts = ["a cat a dog", "a", "a red flower", "cat", "dogs"]
+    rows = in_length_order(texts, encode)
+    assert seen == [sorted(texts, key=len)] and rows[:, 0].tolist() == [len(t) for t in texts]
+    assert in_length_order([], lambda t: np.zeros((0, 2), np.float32)).shape == (0, 2)
+    # the encoder's rows are the same whichever texts share its batches
+    encoder = HFTextEncoder("tiny", tiny_checkpoint, max_length=8, batch_size=2, device="cpu")
+    one_by_one = np.concatenate([encoder.encode([t]) for t in texts])
+    np.testing.assert_allclose(encoder.encode(texts), one_by_one, atol=1e-5)

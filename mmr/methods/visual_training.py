@@ -50,8 +50,8 @@ class MarvelStages:
     # extractor that no longer exists), 1.7x the cost of an ANCE step. Off: dev tied (docs/findings.md).
     extractor_in_language: bool = False
     # Each step's products in bfloat16 (stack.train_steps; weights stay float32): on this machine's bfloat16 units
-    # MARVEL trained in 120-124 s instead of 148-160 and CIEA in 113 s instead of 136, dev moving by up to .011
-    # either way, inside the spread between clones (docs/findings.md, "bfloat16"; scripts/bfloat16_check.py).
+    # MARVEL trained in 124 s instead of 160 and CIEA in 113 s instead of 136 (scripts/bfloat16_check.py), dev
+    # moving by up to .011 either way, inside the spread between clones (docs/findings.md, "bfloat16").
     bfloat16: bool = True
 
 
